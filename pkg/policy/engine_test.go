@@ -199,7 +199,9 @@ func TestResourcesPolicy(t *testing.T) {
 		},
 		{
 			name: "ratio exceeded", ns: covered,
-			config: func(c *Config) { c.Policies.Resources.MaxLimitRequestRatio = map[string]string{"cpu": "4", "memory": "2"} },
+			config: func(c *Config) {
+				c.Policies.Resources.MaxLimitRequestRatio = map[string]string{"cpu": "4", "memory": "2"}
+			},
 			obj: deployment("web", podSpec(container("app", corev1.ResourceRequirements{
 				Requests: res("cpu", "100m", "memory", "128Mi"), Limits: res("cpu", "1", "memory", "256Mi")}))),
 			want:    []string{"resources spec.template.spec.containers[0].resources.limits.cpu"},
@@ -278,7 +280,7 @@ func TestNetworkPolicy(t *testing.T) {
 		},
 		{
 			name: "world-open ipBlocks", obj: netpol("public", selectWeb, nil, world6, world4, lan),
-			want: []string{"network spec.ingress[0].from[1].ipBlock.cidr", "network spec.ingress[1].from[0].ipBlock.cidr"},
+			want:    []string{"network spec.ingress[0].from[1].ipBlock.cidr", "network spec.ingress[1].from[0].ipBlock.cidr"},
 			wantMsg: []string{"ipBlock ::/0", "ipBlock 0.0.0.0/0"}, wantDeny: true,
 		},
 		{name: "world-open with a reason", obj: allowed, verdicts: map[string]Verdict{PolicyNetwork: VerdictPass}},
@@ -293,7 +295,7 @@ func TestNetworkPolicy(t *testing.T) {
 		},
 		{
 			name: "deleting a policy another one backs up", op: OperationDelete, obj: netpol("web", selectWeb, ingressOnly),
-			ns: &StaticNamespace{Policies: []*networkingv1.NetworkPolicy{netpol("web", selectWeb, ingressOnly), defaultDeny()}, Pods: running},
+			ns:       &StaticNamespace{Policies: []*networkingv1.NetworkPolicy{netpol("web", selectWeb, ingressOnly), defaultDeny()}, Pods: running},
 			verdicts: map[string]Verdict{PolicyNetwork: VerdictPass},
 		},
 		{
