@@ -90,12 +90,12 @@ func writeFiles(t *testing.T, files map[string]string) string {
 
 func TestValidate(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"clean.yaml":      defaultDenyShop + "---\n" + validDeployment + "---\n",
-		"bad.yaml":        defaultDenyShop + "---\n" + noLimitsDeployment,
-		"nonetpol.yaml":   validDeployment,
-		"tree/a.yaml":     defaultDenyShop,
-		"tree/sub/b.yaml": validDeployment,
-		"tree/notes.txt":  "not a manifest",
+		"clean.yaml":              defaultDenyShop + "---\n" + validDeployment + "---\n",
+		"bad.yaml":                defaultDenyShop + "---\n" + noLimitsDeployment,
+		"nonetpol.yaml":           validDeployment,
+		"tree/a.yaml":             defaultDenyShop,
+		"tree/sub/b.yaml":         validDeployment,
+		"tree/notes.txt":          "not a manifest",
 		"kust/kustomization.yaml": "namespace: shop\nresources: [deploy.yaml, netpol.yaml]\n",
 		"kust/deploy.yaml":        strings.ReplaceAll(validDeployment, "  namespace: shop\n", ""),
 		"kust/netpol.yaml":        strings.ReplaceAll(defaultDenyShop, "  namespace: shop\n", ""),
