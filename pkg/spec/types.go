@@ -124,6 +124,10 @@ type NixOS struct {
 	Release string `json:"release,omitempty"`
 	// TimeZone is an IANA zone name; default "UTC".
 	TimeZone string `json:"timeZone,omitempty"`
+	// AutoUpgrade makes every node rebuild itself nightly from the flake in spec.gitops.repoURL
+	// (directory nixos/, revision spec.gitops.revision), without rebooting. Off by default:
+	// rolling upgrades are `kubectl nerv node upgrade`'s job.
+	AutoUpgrade bool `json:"autoUpgrade,omitempty"`
 }
 
 // Node is one machine.
