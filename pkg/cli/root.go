@@ -41,6 +41,8 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 
 	root.AddCommand(
 		newVersionCommand(streams),
+		newInitCommand(streams),
+		newGenerateCommand(streams),
 		newValidateCommand(streams),
 	)
 	return root
