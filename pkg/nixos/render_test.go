@@ -329,3 +329,14 @@ func BenchmarkRender50Nodes(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRenderReference is the baseline for BenchmarkRender50Nodes: the one-node site.
+func BenchmarkRenderReference(b *testing.B) {
+	c := load(b, "../../examples/nerv.yaml")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
