@@ -69,7 +69,8 @@ type WriteOptions struct {
 }
 
 // Write makes dir hold tree t: it creates and updates files atomically (temp file + rename),
-// and deletes the generated files of hosts that are no longer in the tree. It never
+// and, when t is a NixOS tree (it has nixos/flake.nix), deletes the generated files of hosts
+// that are no longer in it. Other trees (e.g. rendered manifests) can be written the same way. It never
 // overwrites a hardware-configuration.nix that lacks the placeholder marker (it came from
 // the machine) unless opts.Force; files NERV does not generate (secrets/secrets.yaml,
 // local.nix) are never touched. On error, the files already written stay written and the
@@ -130,6 +131,11 @@ func isHardware(p string) bool { return path.Base(p) == "hardware-configuration.
 
 // staleHostFiles finds generated files of hosts that are no longer in the tree.
 func staleHostFiles(dir string, t Tree, opts WriteOptions) (Changes, error) {
+	// Only a NixOS tree owns nixos/hosts/; other trees written with Write (the GitOps
+	// manifests) must leave it alone.
+	if _, ok := t[path.Join(Root, "flake.nix")]; !ok {
+		return nil, nil
+	}
 	hosts := filepath.Join(dir, Root, "hosts")
 	entries, err := os.ReadDir(hosts)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -178,3 +178,23 @@ func TestWriteErrorsNameTheFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A tree that is not the NixOS tree (the GitOps manifests, written by pkg/platform with the
+// same writer) never prunes nixos/hosts/.
+func TestWriteOtherTreeLeavesHostsAlone(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Write(dir, render(t, "../../examples/nerv.yaml"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := Tree{"manifests/platform/root.yaml": []byte("kind: Application\n")}
+	cs, err := Write(dir, other, WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || cs[0].Action != Create {
+		t.Fatalf("changes %v", actions(cs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nixos", "hosts", "misato", "default.nix")); err != nil {
+		t.Fatal("writing another tree deleted host files")
+	}
+}
