@@ -92,7 +92,6 @@ type clusterData struct {
 	PrefixLength     int
 	ServerIPs        []string
 	UpgradeFlake     string
-	ArgoHA           bool
 	LonghornReplicas int
 }
 
@@ -177,7 +176,6 @@ func newClusterData(c *spec.Cluster) (clusterData, error) {
 		Cluster:          c,
 		PrefixLength:     p.Bits(),
 		UpgradeFlake:     flakeRef(c.Spec.GitOps.RepoURL, c.Spec.GitOps.Revision),
-		ArgoHA:           len(c.Spec.Nodes) >= 3,
 		LonghornReplicas: min(3, len(c.Spec.Nodes)),
 	}
 	for _, s := range c.Servers() {

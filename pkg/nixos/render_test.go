@@ -200,7 +200,7 @@ func TestRenderedContent(t *testing.T) {
 	lacks(ha, "nixos/hosts/melchior/default.nix", "serverAddr")
 	has(ha, "nixos/hosts/balthasar/default.nix", "clusterInit = false;", `serverAddr = "https://192.168.1.121:6443";`)
 	has(ha, "nixos/site.nix", `serverIPs = [ "192.168.1.121" "192.168.1.122" "192.168.1.123" ];`,
-		`serverFlags = [ "--secrets-encryption" ];`, `time.timeZone = "Europe/Berlin";`, "highAvailability = true;")
+		`serverFlags = [ "--secrets-encryption" ];`, `time.timeZone = "Europe/Berlin";`)
 	has(ha, "nixos/flake.nix", "melchior = mkHost \"melchior\";\n        balthasar = mkHost \"balthasar\";\n        casper = mkHost \"casper\";\n")
 	// Agents, interface override, labels, disks.
 	has(three, "nixos/hosts/kaji/default.nix", `role = "agent";`, `interface = "enp3s0";`)
@@ -209,7 +209,7 @@ func TestRenderedContent(t *testing.T) {
 	has(three, "nixos/site.nix", "replicas = 3;")
 	// Reference: the seed's addresses.
 	has(ref, "nixos/site.nix", `addresses = [ "192.168.1.110-192.168.1.115" ];`, `ip = "192.168.1.110";`,
-		`ip = "192.168.1.111";`, `ip = "192.168.1.112";`, "replicas = 1;", "highAvailability = false;",
+		`ip = "192.168.1.111";`, `ip = "192.168.1.112";`, "replicas = 1;",
 		`system.stateVersion = "25.11";`)
 	has(ref, "nixos/flake.nix", `nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";`, `inputs.nixpkgs.follows = "nixpkgs";`)
 	has(ref, "nixos/hosts/misato/disk-config.nix", `device = "/dev/nvme0n1";`, `"@snapshots"`, `"compress=zstd"`)

@@ -36,7 +36,6 @@
       argocd = {
         enable = true;
         ip = "192.168.1.110";
-        highAvailability = true;
         repoURL = "https://github.com/nerv-platform/nerv.git";
         revision = "main";
         path = "manifests/platform";
