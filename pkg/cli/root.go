@@ -44,6 +44,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newInitCommand(streams),
 		newGenerateCommand(streams),
 		newValidateCommand(streams),
+		newDoctorCommand(streams, kube),
 	)
 	return root
 }
