@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -28,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
+
+var setLoggerOnce sync.Once
 
 // Env is a running control plane and the clients to reach it.
 type Env struct {
@@ -134,8 +137,13 @@ func Start(ctx context.Context, opts ...Option) (*Env, error) {
 	utilruntime.Must(clientgoscheme.AddToScheme(e.Scheme))
 	utilruntime.Must(apiextensionsv1.AddToScheme(e.Scheme))
 
-	// envtest logs through controller-runtime's logger; without one set it complains loudly.
-	logf.SetLogger(logf.FromContext(ctx))
+	// envtest logs through controller-runtime's logger, which must be set once per process
+	// or it complains loudly; errors go to stderr, chatter is dropped.
+	setLoggerOnce.Do(func() {
+		logf.SetLogger(funcr.New(func(prefix, args string) {
+			fmt.Fprintln(os.Stderr, prefix, args)
+		}, funcr.Options{Verbosity: 0}))
+	})
 
 	api := &envtest.APIServer{Path: apiserverPath, Out: apiLog, Err: apiLog}
 	args := api.Configure()
