@@ -81,8 +81,8 @@ func New(o Options) (*Server, error) {
 		Cache: cache.Options{
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}:                  podOpts,
-				&corev1.Namespace{}:            unsafe,
+				&corev1.Pod{}:                 podOpts,
+				&corev1.Namespace{}:           unsafe,
 				&networkingv1.NetworkPolicy{}: unsafe,
 			},
 		},
