@@ -74,7 +74,7 @@ func apps(c *spec.Cluster) []app {
 		{name: "longhorn", namespace: NamespaceLonghorn, wave: waveWorkloads,
 			chartRepo: "https://charts.longhorn.io", chart: "longhorn", version: LonghornChartVersion,
 			values: map[string]any{
-				"service": map[string]any{"ui": map[string]any{"type": "LoadBalancer", "loadBalancerIP": ips.Longhorn}},
+				"service":     map[string]any{"ui": map[string]any{"type": "LoadBalancer", "loadBalancerIP": ips.Longhorn}},
 				"persistence": map[string]any{"defaultClass": true},
 			}},
 	}

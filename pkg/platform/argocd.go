@@ -16,4 +16,3 @@ func ArgoCDValues(c *spec.Cluster) map[string]any {
 		"redisSecretInit": map[string]any{"enabled": true},
 	}
 }
-
