@@ -59,6 +59,7 @@ func IsPlaceholderHardware(content []byte) bool {
 
 var templates = template.Must(template.New("nixos").Funcs(template.FuncMap{
 	"nix":               nixString,
+	"nixAttr":           nixAttr,
 	"nixList":           nixList,
 	"join":              strings.Join,
 	"sortedKeys":        sortedKeys,
@@ -211,6 +212,20 @@ func flakeRef(repoURL, revision string) string {
 func nixString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 	return `"` + r.Replace(s) + `"`
+}
+
+var (
+	nixIdent    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+	nixKeywords = map[string]bool{"assert": true, "else": true, "if": true, "in": true, "inherit": true, "let": true, "or": true, "rec": true, "then": true, "with": true}
+)
+
+// nixAttr writes an attribute name bare when Nix allows it, quoted otherwise (a hostname
+// may start with a digit or be a keyword such as "let").
+func nixAttr(s string) string {
+	if nixIdent.MatchString(s) && !nixKeywords[s] {
+		return s
+	}
+	return nixString(s)
 }
 
 // nixList renders a one-line Nix list of strings.

@@ -287,6 +287,42 @@ func TestNixString(t *testing.T) {
 	}
 }
 
+func TestNixAttr(t *testing.T) {
+	for in, want := range map[string]string{"misato": "misato", "node-1": "node-1", "1st": `"1st"`, "let": `"let"`, "or": `"or"`} {
+		if got := nixAttr(in); got != want {
+			t.Errorf("nixAttr(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Hostnames that are valid RFC 1123 labels but not bare Nix identifiers still give a flake
+// that parses.
+func TestAwkwardHostnamesParse(t *testing.T) {
+	bin, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		t.Fatalf("nix-instantiate not found (%v): install Debian's nix-bin, see hack/test-assets.sh", err)
+	}
+	c := load(t, "../../examples/nerv.yaml")
+	for i, name := range []string{"1st", "let", "or"} {
+		if err := c.AddNode(spec.Node{Name: name, IP: fmt.Sprintf("192.168.1.%d", 20+i), Role: spec.RoleAgent, Disk: "/dev/sda"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "flake.nix")
+	os.WriteFile(p, tree["nixos/flake.nix"], 0o644)
+	out, err := exec.Command(bin, "--parse", p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("flake.nix does not parse: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(tree["nixos/flake.nix"]), `"1st" = mkHost "1st";`) {
+		t.Error("1st not quoted")
+	}
+}
+
 func TestFlakeRef(t *testing.T) {
 	for _, tt := range []struct{ url, rev, want string }{
 		{"https://github.com/x/y.git", "main", "git+https://github.com/x/y.git?dir=nixos&ref=main"},
