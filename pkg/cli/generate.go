@@ -11,6 +11,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/nerv-platform/nerv/pkg/nixos"
+	"github.com/nerv-platform/nerv/pkg/platform"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
@@ -40,11 +41,13 @@ func newGenerateCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := &GenerateOptions{IOStreams: streams}
 	cmd := &cobra.Command{
 		Use:   "generate [--spec nerv.yaml] [--out DIR] [--dry-run] [--force]",
-		Short: "Render the NixOS tree (nixos/) from the cluster spec",
-		Long: `Render the NixOS layer from the cluster spec: nixos/flake.nix, the shared modules, one
-directory per node under nixos/hosts/ and nixos/secrets/.sops.yaml. The tree is written into
---out (default: the directory holding the spec), each file atomically, and a unified diff of
-every change is printed. Hosts that left the spec lose their generated files.
+		Short: "Render the NixOS tree (nixos/) and the GitOps manifests from the cluster spec",
+		Long: `Render a site from its cluster spec: the NixOS layer (nixos/flake.nix, the shared modules,
+one directory per node under nixos/hosts/, nixos/secrets/.sops.yaml) and the GitOps side ArgoCD
+syncs (the app-of-apps under spec.gitops.path and the NetworkPolicies under manifests/policies).
+Everything is written into --out (default: the directory holding the spec), each file
+atomically, and a unified diff of every change is printed. Hosts that left the spec lose their
+generated files.
 
 A hardware-configuration.nix captured from a real machine (by kubectl nerv join) is never
 overwritten or deleted without --force; files NERV does not generate (secrets/secrets.yaml,
@@ -101,7 +104,7 @@ func (o *GenerateOptions) Validate() error {
 
 // Run renders, writes (unless a dry run) and reports.
 func (o *GenerateOptions) Run() error {
-	tree, err := nixos.Render(o.cluster)
+	tree, err := renderSite(o.cluster)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
@@ -114,9 +117,28 @@ func (o *GenerateOptions) Run() error {
 		return &ExitError{Code: ExitFailure, Err: werr}
 	}
 	if o.DryRun && changes.Pending() {
-		return &ExitError{Code: ExitFailure, Err: errors.New("nixos/ is out of date"), Silent: true}
+		return &ExitError{Code: ExitFailure, Err: errors.New("the generated files are out of date"), Silent: true}
 	}
 	return nil
+}
+
+// renderSite renders everything generate writes: the NixOS tree and the GitOps manifests.
+func renderSite(c *spec.Cluster) (nixos.Tree, error) {
+	tree, err := nixos.Render(c)
+	if err != nil {
+		return nil, err
+	}
+	manifests, err := platform.Render(c)
+	if err != nil {
+		return nil, err
+	}
+	for p, b := range manifests {
+		if _, dup := tree[p]; dup {
+			return nil, fmt.Errorf("%s: spec.gitops.path: %s would be rendered twice (NixOS tree and manifests)", c.Source(), p)
+		}
+		tree[p] = b
+	}
+	return tree, nil
 }
 
 // printChanges writes every diff, the kept files, then one summary line.
@@ -132,11 +154,11 @@ func printChanges(w io.Writer, res GenerateResult) error {
 			fmt.Fprintf(&b, "kept %s: %s\n", filepath.Join(res.Out, filepath.FromSlash(c.Path)), c.Reason)
 		}
 	}
-	dir := filepath.Join(res.Out, nixos.Root)
+	dir := res.Out
 	cs := res.Changes
 	switch {
 	case !cs.Pending():
-		fmt.Fprintf(&b, "%s is up to date (%d files, no change)\n", dir, cs.Count(nixos.Unchanged))
+		fmt.Fprintf(&b, "%s is up to date (%d generated files, no change)\n", dir, cs.Count(nixos.Unchanged))
 	case res.DryRun:
 		fmt.Fprintf(&b, "%s: would create %d, update %d, delete %d files (dry run, nothing written)\n",
 			dir, cs.Count(nixos.Create), cs.Count(nixos.Update), cs.Count(nixos.Delete))

@@ -35,7 +35,8 @@ func newInitCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Start a site: an example nerv.yaml and its rendered NixOS tree",
 		Long: `Write DIR/nerv.yaml, the example site (one server, misato, at 192.168.1.100 on 192.168.1.0/24,
 LoadBalancer pool 192.168.1.110-192.168.1.115 with ArgoCD at .110, Longhorn at .111 and Traefik at
-.112), and render DIR/nixos/ from it. Edit nerv.yaml, then run kubectl nerv generate.
+.112), and render from it DIR/nixos/ and the GitOps manifests (DIR/manifests/); see
+kubectl nerv generate --help. Edit nerv.yaml, then run kubectl nerv generate.
 
 --ssh-key and --age-recipient put your own keys in place of the example's (which nobody should
 deploy with). DIR must be empty or absent unless --force, which replaces nerv.yaml and the
@@ -142,7 +143,7 @@ func (o *InitOptions) Run() error {
 	if err := spec.Write(specPath, o.cluster); err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
-	tree, err := nixos.Render(o.cluster)
+	tree, err := renderSite(o.cluster)
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
@@ -150,7 +151,7 @@ func (o *InitOptions) Run() error {
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
-	fmt.Fprintf(o.Out, "wrote %s and %d files under %s\n", specPath, len(tree), filepath.Join(o.Dir, nixos.Root))
+	fmt.Fprintf(o.Out, "wrote %s, the NixOS tree under %s and the GitOps manifests (%d files)\n", specPath, filepath.Join(o.Dir, nixos.Root), len(tree))
 	for _, c := range changes {
 		if c.Action == nixos.Skip {
 			fmt.Fprintf(o.Out, "kept %s: %s\n", filepath.Join(o.Dir, filepath.FromSlash(c.Path)), c.Reason)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,21 @@ func TestInitThenGenerateReportsNoChange(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	c, _, err := spec.LoadValid(filepath.Join(dir, "nerv.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := renderSite(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"manifests/platform/root.yaml", "manifests/policies/kustomization.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("init did not write the GitOps manifests: %v", err)
+		}
+	}
 	out, errOut, code = run(t, "generate", "--spec", filepath.Join(dir, "nerv.yaml"), "--dry-run")
-	if code != 0 || out != filepath.Join(dir, "nixos")+" is up to date (15 files, no change)\n" {
+	if code != 0 || out != fmt.Sprintf("%s is up to date (%d generated files, no change)\n", dir, len(tree)) {
 		t.Fatalf("generate --dry-run: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
