@@ -64,6 +64,9 @@ func argocdChecks() []Check {
 }
 
 func checkApplications(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "argocd", argocdNamespace, kindApplication); o != nil {
+		return *o
+	}
 	apps, err := s.customObjects(ctx, kindApplication)
 	if err != nil {
 		return fromError(err)

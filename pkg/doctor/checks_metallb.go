@@ -70,6 +70,9 @@ func metallbChecks() []Check {
 }
 
 func checkMetalLBPool(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "metallb", metallbNamespace, kindIPAddressPool); o != nil {
+		return *o
+	}
 	pools, err := s.customObjects(ctx, kindIPAddressPool)
 	if err != nil {
 		return fromError(err)
@@ -107,6 +110,9 @@ func checkMetalLBPool(ctx context.Context, s *Snapshot) Outcome {
 }
 
 func checkL2Advertisement(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "metallb", metallbNamespace, kindIPAddressPool, kindL2Advertisement); o != nil {
+		return *o
+	}
 	pools, err := s.customObjects(ctx, kindIPAddressPool)
 	if err != nil {
 		return fromError(err)
@@ -154,9 +160,9 @@ func checkL2Advertisement(ctx context.Context, s *Snapshot) Outcome {
 }
 
 func checkLoadBalancerServices(ctx context.Context, s *Snapshot) Outcome {
-	// Without MetalLB's API the Services' state is some other implementation's business.
-	if _, err := s.customObjects(ctx, kindIPAddressPool); err != nil {
-		return fromError(err)
+	// Without MetalLB the Services' state is some other implementation's business.
+	if o := installedWith(ctx, s, "metallb", metallbNamespace, kindIPAddressPool); o != nil {
+		return *o
 	}
 	svcs, err := s.Services(ctx)
 	if err != nil {
@@ -184,8 +190,8 @@ func checkFixedIPs(ctx context.Context, s *Snapshot) Outcome {
 	if s.Spec == nil {
 		return Skipf("needs --spec nerv.yaml")
 	}
-	if _, err := s.customObjects(ctx, kindIPAddressPool); err != nil {
-		return fromError(err)
+	if o := installedWith(ctx, s, "metallb", metallbNamespace, kindIPAddressPool); o != nil {
+		return *o
 	}
 	svcs, err := s.Services(ctx)
 	if err != nil {

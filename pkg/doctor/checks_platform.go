@@ -16,9 +16,45 @@ const (
 	longhornNamespace    = "longhorn-system"
 )
 
-// certRenewBefore is how soon before expiry a Certificate counts as failing: cert-manager
-// renews at two thirds of the lifetime, so one this close to the end has stopped renewing.
+// certRenewBefore is how soon before expiry a certificate counts as failing: cert-manager
+// renews at two thirds of the lifetime, so a 90-day certificate this close to the end has
+// stopped renewing. Short-lived certificates get a third of their lifetime instead (see
+// expiresSoon).
 const certRenewBefore = 14 * 24 * time.Hour
+
+// expiresSoon reports whether a certificate valid from notBefore (zero if unknown) to
+// notAfter is, at now, within min(14 days, a third of its lifetime) of its end: the point
+// by which cert-manager should have renewed it.
+func expiresSoon(notBefore, notAfter, now time.Time) bool {
+	window := certRenewBefore
+	if !notBefore.IsZero() && notAfter.After(notBefore) {
+		if third := notAfter.Sub(notBefore) / 3; third < window {
+			window = third
+		}
+	}
+	return notAfter.Sub(now) < window
+}
+
+// installedWith returns the outcome to report when the component is absent (its namespace
+// or its API is missing), or nil when the checks apply.
+func installedWith(ctx context.Context, s *Snapshot, component, ns string, kinds ...crdKind) *Outcome {
+	skip, err := namespaceInstalled(ctx, s, component, ns)
+	if err == nil && skip != "" {
+		o := Skipf("%s", skip)
+		return &o
+	}
+	for _, k := range kinds {
+		if err != nil {
+			break
+		}
+		_, err = s.customObjects(ctx, k)
+	}
+	if err != nil {
+		o := fromError(err)
+		return &o
+	}
+	return nil
+}
 
 // Annotation that marks the default StorageClass.
 const annotationDefaultClass = "storageclass.kubernetes.io/is-default-class"
@@ -106,6 +142,9 @@ func readyCondition(u *unstructured.Unstructured) (bool, string) {
 }
 
 func checkClusterIssuers(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "cert-manager", certManagerNamespace, kindClusterIssuer); o != nil {
+		return *o
+	}
 	issuers, err := s.customObjects(ctx, kindClusterIssuer)
 	if err != nil {
 		return fromError(err)
@@ -126,6 +165,9 @@ func checkClusterIssuers(ctx context.Context, s *Snapshot) Outcome {
 }
 
 func checkCertificates(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "cert-manager", certManagerNamespace, kindCertificate); o != nil {
+		return *o
+	}
 	certs, err := s.customObjects(ctx, kindCertificate)
 	if err != nil {
 		return fromError(err)
@@ -145,7 +187,8 @@ func checkCertificates(ctx context.Context, s *Snapshot) Outcome {
 			bad = append(bad, fmt.Sprintf("%s: unreadable status.notAfter %q", ref(c), na))
 			continue
 		}
-		if left := t.Sub(s.Now); left < certRenewBefore {
+		nb, _ := time.Parse(time.RFC3339, str(c, "status", "notBefore"))
+		if left := t.Sub(s.Now); expiresSoon(nb, t, s.Now) {
 			if left < 0 {
 				bad = append(bad, fmt.Sprintf("%s: expired %s ago (%s)", ref(c), (-left).Round(time.Hour), na))
 			} else {
@@ -198,6 +241,9 @@ func longhornChecks() []Check {
 }
 
 func checkLonghornNodes(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "longhorn", longhornNamespace, kindLonghornNode); o != nil {
+		return *o
+	}
 	nodes, err := s.customObjects(ctx, kindLonghornNode)
 	if err != nil {
 		return fromError(err)
@@ -227,6 +273,9 @@ func checkLonghornNodes(ctx context.Context, s *Snapshot) Outcome {
 }
 
 func checkLonghornVolumes(ctx context.Context, s *Snapshot) Outcome {
+	if o := installedWith(ctx, s, "longhorn", longhornNamespace, kindLonghornVolume); o != nil {
+		return *o
+	}
 	vols, err := s.customObjects(ctx, kindLonghornVolume)
 	if err != nil {
 		return fromError(err)
@@ -257,8 +306,8 @@ func checkLonghornVolumes(ctx context.Context, s *Snapshot) Outcome {
 
 func checkDefaultStorageClass(ctx context.Context, s *Snapshot) Outcome {
 	// k3s ships local-path as the default; the question matters once Longhorn is there.
-	if _, err := s.customObjects(ctx, kindLonghornNode); err != nil {
-		return fromError(err)
+	if o := installedWith(ctx, s, "longhorn", longhornNamespace, kindLonghornNode); o != nil {
+		return *o
 	}
 	scs, err := s.StorageClasses(ctx)
 	if err != nil {

@@ -141,7 +141,7 @@ func checkWebhookCA(ctx context.Context, s *Snapshot) Outcome {
 				bad = append(bad, fmt.Sprintf("%s: CA %q not valid before %s", w.Name, c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339)))
 			case left < 0:
 				bad = append(bad, fmt.Sprintf("%s: CA %q expired on %s", w.Name, c.Subject.CommonName, c.NotAfter.UTC().Format(time.RFC3339)))
-			case left < certRenewBefore:
+			case expiresSoon(c.NotBefore, c.NotAfter, s.Now):
 				bad = append(bad, fmt.Sprintf("%s: CA %q expires in %s", w.Name, c.Subject.CommonName, left.Round(time.Hour)))
 			}
 			if earliest.IsZero() || c.NotAfter.Before(earliest) {
@@ -298,4 +298,3 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
-
