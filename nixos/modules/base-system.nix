@@ -11,6 +11,12 @@ let
   cfg = config.nerv.autoUpgrade;
 in
 {
+  options.nerv.cluster.name = lib.mkOption {
+    type = lib.types.str;
+    example = "nerv";
+    description = "Name of the cluster (metadata.name of nerv.yaml), used in labels.";
+  };
+
   options.nerv.autoUpgrade = {
     enable = lib.mkOption {
       type = lib.types.bool;

@@ -89,11 +89,10 @@ var hostFiles = []string{"default.nix", "hardware-configuration.nix", "disk-conf
 
 // clusterData is what the cluster-wide templates see.
 type clusterData struct {
-	Cluster          *spec.Cluster
-	PrefixLength     int
-	ServerIPs        []string
-	UpgradeFlake     string
-	LonghornReplicas int
+	Cluster      *spec.Cluster
+	PrefixLength int
+	ServerIPs    []string
+	UpgradeFlake string
 }
 
 // hostData is what the host templates see.
@@ -174,10 +173,9 @@ func newClusterData(c *spec.Cluster) (clusterData, error) {
 		return clusterData{}, fmt.Errorf("spec.network.subnet: %w", err)
 	}
 	d := clusterData{
-		Cluster:          c,
-		PrefixLength:     p.Bits(),
-		UpgradeFlake:     flakeRef(c.Spec.GitOps.RepoURL, c.Spec.GitOps.Revision),
-		LonghornReplicas: min(3, len(c.Spec.Nodes)),
+		Cluster:      c,
+		PrefixLength: p.Bits(),
+		UpgradeFlake: flakeRef(c.Spec.GitOps.RepoURL, c.Spec.GitOps.Revision),
 	}
 	for _, s := range c.Servers() {
 		d.ServerIPs = append(d.ServerIPs, s.IP)

@@ -206,10 +206,9 @@ func TestRenderedContent(t *testing.T) {
 	has(three, "nixos/hosts/kaji/default.nix", `role = "agent";`, `interface = "enp3s0";`)
 	has(three, "nixos/hosts/ritsuko/default.nix", `"nerv.dev/storage" = "longhorn";`)
 	has(three, "nixos/hosts/kaji/disk-config.nix", `device = "/dev/disk/by-id/ata-Samsung_SSD_870_EVO_1TB_S6PUNX0R123456";`)
-	has(three, "nixos/site.nix", "replicas = 3;")
 	// Reference: the seed's addresses.
 	has(ref, "nixos/site.nix", `addresses = [ "192.168.1.110-192.168.1.115" ];`, `ip = "192.168.1.110";`,
-		`ip = "192.168.1.111";`, `ip = "192.168.1.112";`, "replicas = 1;",
+		`ip = "192.168.1.111";`, `ip = "192.168.1.112";`, `cluster.name = "nerv";`,
 		`system.stateVersion = "25.11";`)
 	has(ref, "nixos/flake.nix", `nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";`, `inputs.nixpkgs.follows = "nixpkgs";`)
 	has(ref, "nixos/hosts/misato/disk-config.nix", `device = "/dev/nvme0n1";`, `"@snapshots"`, `"compress=zstd"`)

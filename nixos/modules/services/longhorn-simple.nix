@@ -18,11 +18,6 @@ in
       example = "192.168.1.111";
       description = "LoadBalancer address of the Longhorn UI, from the MetalLB pool.";
     };
-    replicas = lib.mkOption {
-      type = lib.types.ints.between 1 3;
-      default = 3;
-      description = "Replicas per volume of the default StorageClass (at most the number of nodes).";
-    };
   };
 
   config = lib.mkIf (cfg.enable && config.nerv.node.role == "server") {
@@ -32,7 +27,11 @@ in
       metadata = {
         name = "longhorn";
         namespace = "argocd";
-        labels."app.kubernetes.io/part-of" = "nerv";
+        labels = {
+          "app.kubernetes.io/part-of" = "nerv";
+          "nerv.dev/cluster" = config.nerv.cluster.name;
+        };
+        annotations."argocd.argoproj.io/sync-wave" = "0";
         finalizers = [ "resources-finalizer.argocd.argoproj.io" ];
       };
       spec = {
@@ -48,10 +47,7 @@ in
                 type = "LoadBalancer";
                 loadBalancerIP = cfg.ip;
               };
-              persistence = {
-                defaultClass = true;
-                defaultClassReplicaCount = cfg.replicas;
-              };
+              persistence.defaultClass = true;
             };
           };
         };

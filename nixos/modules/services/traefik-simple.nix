@@ -27,7 +27,11 @@ in
       metadata = {
         name = "traefik";
         namespace = "argocd";
-        labels."app.kubernetes.io/part-of" = "nerv";
+        labels = {
+          "app.kubernetes.io/part-of" = "nerv";
+          "nerv.dev/cluster" = config.nerv.cluster.name;
+        };
+        annotations."argocd.argoproj.io/sync-wave" = "0";
         finalizers = [ "resources-finalizer.argocd.argoproj.io" ];
       };
       spec = {

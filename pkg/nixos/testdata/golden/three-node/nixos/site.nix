@@ -3,6 +3,8 @@
 { pkgs, ... }:
 {
   nerv = {
+    cluster.name = "nerv-lab";
+
     network = {
       interface = "eno1";
       prefixLength = 24;
@@ -52,7 +54,6 @@
       longhorn = {
         enable = true;
         ip = "192.168.1.111";
-        replicas = 3;
       };
     };
   };

@@ -74,7 +74,10 @@ in
       metadata = {
         name = "root";
         namespace = "argocd";
-        labels."app.kubernetes.io/part-of" = "nerv";
+        labels = {
+          "app.kubernetes.io/part-of" = "nerv";
+          "nerv.dev/cluster" = config.nerv.cluster.name;
+        };
       };
       spec = {
         project = "default";
@@ -96,6 +99,14 @@ in
             "CreateNamespace=true"
             "ServerSideApply=true"
           ];
+          retry = {
+            limit = 5;
+            backoff = {
+              duration = "10s";
+              factor = 2;
+              maxDuration = "3m";
+            };
+          };
         };
       };
     };

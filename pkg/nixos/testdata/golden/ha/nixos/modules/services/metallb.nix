@@ -42,7 +42,11 @@ in
         metadata = {
           name = "metallb";
           namespace = "argocd";
-          labels."app.kubernetes.io/part-of" = "nerv";
+          labels = {
+            "app.kubernetes.io/part-of" = "nerv";
+            "nerv.dev/cluster" = config.nerv.cluster.name;
+          };
+          annotations."argocd.argoproj.io/sync-wave" = "-30";
           finalizers = [ "resources-finalizer.argocd.argoproj.io" ];
         };
         spec = {
