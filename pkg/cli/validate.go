@@ -206,12 +206,17 @@ func buildKustomization(dir string) ([]policy.Manifest, error) {
 	}
 	var out []policy.Manifest
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		// Through JSON: kyaml's Map() holds plain ints, which unstructured cannot deep-copy.
+		b, err := r.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%s: kustomize build: %s: %w", dir, r.CurId(), err)
 		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: kustomize build: %s: %w", dir, r.CurId(), err)
+		}
 		out = append(out, policy.Manifest{
-			Object: &unstructured.Unstructured{Object: m},
+			Object: u,
 			Source: fmt.Sprintf("%s (kustomize %s)", dir, r.CurId()),
 		})
 	}
