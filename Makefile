@@ -38,7 +38,7 @@ assets:
 	hack/test-assets.sh
 
 ## test: everything CI runs.
-test: assets fmt-check vet unit fuzz test-nested
+test: assets build fmt-check vet unit fuzz test-nested
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^hack/tools/')); \
@@ -46,6 +46,9 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# Tests that run NERV's own programs use these binaries (internal/testenv.ProgramBinary).
+export NERV_BIN_DIR := $(CURDIR)/bin
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -74,6 +77,12 @@ demo-down: bin/nerv-demo
 
 bench: assets build
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## release: archives for linux/darwin × amd64/arm64 with SHA256SUMS in dist/, and krew/nerv.yaml
+## checked by krew's own validator.
+release: assets
+	$(GO) run ./hack/release --version $(VERSION) --commit $(COMMIT) --date $(DATE) --out dist --krew krew/nerv.yaml
+	$$(hack/test-assets.sh --print-path validate-krew-manifest) -manifest krew/nerv.yaml -skip-install
 
 clean:
 	rm -rf bin dist

@@ -15,6 +15,8 @@ var assetVersions = map[string]string{
 	"kubectl":                 "v1.37.2",
 	"kwok":                    "v0.8.0",
 	"sops":                    "v3.13.3",
+	"krew":                    "v0.4.3",
+	"validate-krew-manifest":  "v0.4.3",
 }
 
 // CacheDir is where hack/test-assets.sh caches what it builds: $NERV_CACHE or ~/.cache/nerv.
