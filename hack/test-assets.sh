@@ -2,9 +2,9 @@
 # Builds, once, every binary and package NERV's tests and demo run, cached under
 # ~/.cache/nerv/assets/<name>-<version>/. A second run finds everything and finishes in seconds.
 #
-#   hack/test-assets.sh            build what is missing, print a summary
-#   hack/test-assets.sh --env      also print KEY=VALUE lines (NERV_ASSETS=...) for the Makefile
-#   hack/test-assets.sh --only a,b build only the named assets (etcd, kube-apiserver, kwok, ...)
+#   hack/test-assets.sh                  build what is missing, print a summary
+#   hack/test-assets.sh --only a,b       build only the named assets (etcd, kube-apiserver, kwok, ...)
+#   hack/test-assets.sh --print-path X   print the path of asset X (building it if missing)
 #
 # Everything comes from the Go module proxy or Debian's packages; nothing is downloaded from
 # anywhere else. Each binary is built into a temp dir and renamed into place, so an interrupted
@@ -19,13 +19,14 @@ KUBE_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
 KWOK_VERSION=v0.8.0
 SOPS_VERSION=v3.13.3
+KREW_VERSION=v0.4.3
 
-print_env=0
 only=""
+print_path=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --env) print_env=1 ;;
     --only) only=",$2,"; shift ;;
+    --print-path) print_path=$2; only=",$2,"; shift ;;
     -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "test-assets.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -46,6 +47,7 @@ build() {
   fi
   log "$name $version: building (this can take minutes on a cold cache)"
   mkdir -p "$ASSETS"
+  rm -rf "$ASSETS/.$name".*   # leftovers of an interrupted build
   local start=$SECONDS
   OUT=$(mktemp -d "$ASSETS/.$name.XXXXXX")
   if ! "$@"; then
@@ -94,6 +96,11 @@ build_sops() {
   GOBIN=$OUT CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/getsops/sops/v3/cmd/sops@$SOPS_VERSION"
 }
 
+# krew's own CLI and manifest validator: the krew manifest test and `make release` run them.
+build_krew() {
+  GOBIN=$OUT CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/krew/cmd/$1@$KREW_VERSION"
+}
+
 debian_packages() {
   local missing=() pkg
   for pkg in nix-bin openssh-server age; do
@@ -113,7 +120,7 @@ debian_packages() {
 }
 
 total=$SECONDS
-wanted debian && debian_packages
+if [ -z "$print_path" ]; then wanted debian && debian_packages; fi
 wanted etcd && build etcd "$ETCD_VERSION" etcd build_etcd
 wanted kube-apiserver && build kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube kube-apiserver
 wanted kwok && build kwok "$KWOK_VERSION" kwok build_kwok
@@ -121,8 +128,13 @@ wanted sops && build sops "$SOPS_VERSION" sops build_sops
 wanted kube-controller-manager && build kube-controller-manager "$KUBE_VERSION" kube-controller-manager build_kube kube-controller-manager
 wanted kube-scheduler && build kube-scheduler "$KUBE_VERSION" kube-scheduler build_kube kube-scheduler
 wanted kubectl && build kubectl "$KUBE_VERSION" kubectl build_kube kubectl
-log "done in $((SECONDS - total))s; assets in $ASSETS"
+wanted krew && build krew "$KREW_VERSION" krew build_krew krew
+wanted validate-krew-manifest && build validate-krew-manifest "$KREW_VERSION" validate-krew-manifest build_krew validate-krew-manifest
 
-if [ "$print_env" = 1 ]; then
-  echo "NERV_ASSETS=$ASSETS"
+if [ -n "$print_path" ]; then
+  found=$(ls "$ASSETS/$print_path"-*/"$print_path" 2>/dev/null | head -1)
+  [ -n "$found" ] || { log "unknown asset $print_path"; exit 2; }
+  echo "$found"
+else
+  log "done in $((SECONDS - total))s; assets in $ASSETS"
 fi
