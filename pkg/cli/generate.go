@@ -56,9 +56,9 @@ local.nix, hosts/<node>/local.nix, flake.lock) are never touched.
 Exit codes: 0 the tree is up to date or was written; 1 with --dry-run, the tree is out of date
 (the diff shows how), or a file could not be written; 2 the spec is unreadable or invalid, or
 bad flags (the error names the file and field).`,
-		Example: `  kubectl nerv generate                          # ./nerv.yaml → ./nixos/
+		Example: `  kubectl nerv generate                          # ./nerv.yaml → ./nixos/, ./manifests/
   kubectl nerv generate --spec site/nerv.yaml --dry-run
-  kubectl nerv generate --spec examples/nerv.yaml --out .   # this repository's nixos/`,
+  kubectl nerv generate --spec examples/nerv.yaml --out .   # this repository's nixos/ and manifests/`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			if err := o.Complete(); err != nil {
@@ -71,7 +71,7 @@ bad flags (the error names the file and field).`,
 		},
 	}
 	cmd.Flags().StringVar(&o.SpecPath, "spec", "nerv.yaml", "cluster spec file")
-	cmd.Flags().StringVar(&o.OutDir, "out", "", "directory that receives nixos/ (default: the spec's directory)")
+	cmd.Flags().StringVar(&o.OutDir, "out", "", "directory that receives nixos/ and manifests/ (default: the spec's directory)")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "print what would change and write nothing")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "also replace hardware-configuration.nix files captured from machines")
 	o.Output.AddFlags(cmd)

@@ -104,7 +104,7 @@ func (o *InitOptions) Validate() error {
 	case err != nil:
 		return Exitf(ExitUsage, "%v", err)
 	case len(entries) > 0 && !o.Force:
-		return Exitf(ExitUsage, "%s is not empty (%d entries): choose an empty directory, or pass --force to write nerv.yaml and nixos/ into it", o.Dir, len(entries))
+		return Exitf(ExitUsage, "%s is not empty (%d entries): choose an empty directory, or pass --force to write nerv.yaml, nixos/ and manifests/ into it", o.Dir, len(entries))
 	}
 	if _, err := o.cluster.Validate(); err != nil {
 		var ve *spec.ValidationError

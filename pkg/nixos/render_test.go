@@ -375,3 +375,34 @@ func BenchmarkRenderReference(b *testing.B) {
 		}
 	}
 }
+
+// FuzzRender: any document that parses and validates renders, twice identically.
+func FuzzRender(f *testing.F) {
+	for _, g := range goldens {
+		b, err := os.ReadFile(g.spec)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := spec.Parse(data, "fuzz.yaml")
+		if err != nil {
+			return
+		}
+		c.Default()
+		if _, err := c.Validate(); err != nil {
+			return
+		}
+		a, err := Render(c)
+		if err != nil {
+			t.Fatalf("valid spec does not render: %v", err)
+		}
+		b, _ := Render(c)
+		for p := range a {
+			if !bytes.Equal(a[p], b[p]) {
+				t.Fatalf("%s differs between renders", p)
+			}
+		}
+	})
+}
