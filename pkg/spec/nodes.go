@@ -110,3 +110,26 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// DeepCopy returns an independent copy of c (for planning a change without touching c).
+func (c *Cluster) DeepCopy() *Cluster {
+	out := *c
+	s := &out.Spec
+	s.Network.DNS = append([]string(nil), c.Spec.Network.DNS...)
+	s.Admin.SSHKeys = append([]string(nil), c.Spec.Admin.SSHKeys...)
+	s.SOPS.AgeRecipients = append([]string(nil), c.Spec.SOPS.AgeRecipients...)
+	s.K3s.ExtraFlags = append([]string(nil), c.Spec.K3s.ExtraFlags...)
+	s.K3s.ServerFlags = append([]string(nil), c.Spec.K3s.ServerFlags...)
+	s.Nodes = make([]Node, len(c.Spec.Nodes))
+	for i, n := range c.Spec.Nodes {
+		if n.Labels != nil {
+			labels := make(map[string]string, len(n.Labels))
+			for k, v := range n.Labels {
+				labels[k] = v
+			}
+			n.Labels = labels
+		}
+		s.Nodes[i] = n
+	}
+	return &out
+}

@@ -67,3 +67,26 @@ func TestNodeHelpers(t *testing.T) {
 		t.Fatal("empty cluster has a server")
 	}
 }
+
+func TestDeepCopy(t *testing.T) {
+	c, _, err := LoadValid("testdata/three-node.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := Marshal(c)
+	d := c.DeepCopy()
+	if d.Source() != c.Source() {
+		t.Error("source not copied")
+	}
+	d.Spec.Nodes[1].Labels["zone"] = "b"
+	d.Spec.Nodes[0].IP = "192.168.1.99"
+	d.Spec.Admin.SSHKeys[0] = "changed"
+	d.Spec.Network.DNS[0] = "9.9.9.9"
+	if err := d.AddNode(Node{Name: "shinji", IP: "192.168.1.103", Role: RoleAgent, Disk: "/dev/sda"}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := Marshal(c)
+	if string(before) != string(after) {
+		t.Fatalf("changing the copy changed the original:\n%s", after)
+	}
+}
