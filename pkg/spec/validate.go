@@ -430,6 +430,8 @@ func (v *validator) nodes(c *Cluster, subnet *netip.Prefix, pool *ipRange) {
 		for _, k := range sortedKeys(n.Labels) {
 			if !labelKey.MatchString(k) || len(k) > 316 {
 				v.add(fmt.Sprintf("%s.labels[%s]", p, k), "%q is not a Kubernetes label key", k)
+			} else if restrictedNodeLabel(k) {
+				v.add(fmt.Sprintf("%s.labels[%s]", p, k), "the kubelet may not set labels under kubernetes.io/ or k8s.io/ (NodeRestriction), so k3s would not register the node: use another prefix, e.g. nerv.dev/")
 			}
 			if !labelValue.MatchString(n.Labels[k]) {
 				v.add(fmt.Sprintf("%s.labels[%s]", p, k), "%q is not a Kubernetes label value (at most 63 letters, digits, '-', '_' or '.')", n.Labels[k])
@@ -450,4 +452,30 @@ func (v *validator) nodes(c *Cluster, subnet *netip.Prefix, pool *ipRange) {
 	if len(servers) > 0 && len(servers)%2 == 0 {
 		v.warnings = append(v.warnings, fmt.Sprintf("spec.nodes: %d servers: embedded etcd needs a majority, so an even number tolerates no more failures than one fewer; use an odd number (1, 3, 5)", len(servers)))
 	}
+}
+
+// restrictedNodeLabel reports whether the NodeRestriction admission plugin forbids a kubelet
+// from setting label key on its own Node (kubernetes.io and k8s.io prefixes, bar a few).
+func restrictedNodeLabel(key string) bool {
+	prefix, _, ok := strings.Cut(key, "/")
+	if !ok {
+		return false
+	}
+	if prefix != "kubernetes.io" && prefix != "k8s.io" &&
+		!strings.HasSuffix(prefix, ".kubernetes.io") && !strings.HasSuffix(prefix, ".k8s.io") {
+		return false
+	}
+	switch {
+	case prefix == "kubelet.kubernetes.io" || prefix == "node.kubernetes.io",
+		strings.HasSuffix(prefix, ".kubelet.kubernetes.io") || strings.HasSuffix(prefix, ".node.kubernetes.io"):
+		return false
+	}
+	switch key {
+	case "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
+		"topology.kubernetes.io/region", "topology.kubernetes.io/zone",
+		"failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+		"beta.kubernetes.io/instance-type", "beta.kubernetes.io/arch", "beta.kubernetes.io/os":
+		return false
+	}
+	return true
 }

@@ -97,6 +97,9 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`spec.nodes[0].disk: "sda" is not a block device path under /dev/`}},
 		{"label", func(c *Cluster) { c.Spec.Nodes[0].Labels = map[string]string{"zone": "rack 1"} },
 			[]string{`spec.nodes[0].labels[zone]: "rack 1" is not a Kubernetes label value`}},
+		{"restricted label", func(c *Cluster) {
+			c.Spec.Nodes[0].Labels = map[string]string{"node-role.kubernetes.io/worker": "true", "topology.kubernetes.io/zone": "a", "node.kubernetes.io/pool": "x"}
+		}, []string{`spec.nodes[0].labels[node-role.kubernetes.io/worker]: the kubelet may not set labels under kubernetes.io/ or k8s.io/`}},
 		{"ssh key malformed", func(c *Cluster) { c.Spec.Admin.SSHKeys = []string{keyA, "ssh-ed25519 AAAAnotbase64 me@host"} },
 			[]string{`spec.admin.sshKeys[1]: is not an SSH public key (`}},
 		{"ssh key truncated", func(c *Cluster) { c.Spec.Admin.SSHKeys = []string{keyA[:40]} },
