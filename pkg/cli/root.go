@@ -45,6 +45,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newGenerateCommand(streams),
 		newValidateCommand(streams),
 		newDoctorCommand(streams, kube),
+		newNodeCommand(streams, kube),
 	)
 	return root
 }

@@ -1,30 +1,46 @@
 package rollout
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os/exec"
-	"strconv"
+	"errors"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/nerv-platform/nerv/internal/sshtest"
+	"github.com/nerv-platform/nerv/pkg/sshclient"
 )
 
-// sshRemote reaches every node at srv. TEMPORARY: OpenSSH's client until pkg/sshclient lands.
+// sshRemote reaches every node at srv through pkg/sshclient, host key verified.
 func sshRemote(t *testing.T, srv *sshtest.Server) Remote {
-	return remoteFunc(func(ctx context.Context, _ Target, command string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+srv.KnownHostsFile,
-			"-i", srv.ClientKeyPath, "-p", strconv.Itoa(srv.Port), srv.User+"@"+srv.Host, command)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%w: %s", err, errb.String())
-		}
-		return out.Bytes(), nil
-	})
+	t.Helper()
+	return &SSHRemote{
+		User: srv.User, IdentityFile: srv.ClientKeyPath, KnownHostsFile: srv.KnownHostsFile,
+		Address: func(Target) (string, int, error) { return srv.Host, srv.Port, nil },
+	}
 }
 
-type remoteFunc func(context.Context, Target, string) ([]byte, error)
-
-func (f remoteFunc) Run(ctx context.Context, t Target, c string) ([]byte, error) { return f(ctx, t, c) }
+func TestSSHRemoteRefusesUnknownAndChangedHostKeys(t *testing.T) {
+	srv := sshtest.Start(t)
+	r := sshRemote(t, srv).(*SSHRemote)
+	out, err := r.Run(context.Background(), Target{Name: "n"}, "echo hello")
+	if err != nil || strings.TrimSpace(string(out)) != "hello" {
+		t.Fatalf("Run = %q, %v", out, err)
+	}
+	// A node whose host key is not on file is refused, not trusted on first use.
+	empty := t.TempDir() + "/known_hosts"
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r2 := *r
+	r2.KnownHostsFile = empty
+	var unknown *sshclient.UnknownHostKeyError
+	if _, err := r2.Run(context.Background(), Target{Name: "n"}, "true"); !errors.As(err, &unknown) {
+		t.Errorf("unknown host key: err = %v, want *sshclient.UnknownHostKeyError", err)
+	}
+	srv.RotateHostKey(t)
+	var changed *sshclient.HostKeyChangedError
+	if _, err := r.Run(context.Background(), Target{Name: "n"}, "true"); !errors.As(err, &changed) {
+		t.Errorf("changed host key: err = %v, want *sshclient.HostKeyChangedError", err)
+	}
+}
