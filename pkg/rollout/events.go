@@ -33,7 +33,6 @@ const (
 	StatusStarted   = "started"
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
-	StatusSkipped   = "skipped"
 	StatusOutput    = "output" // a line of nixos-rebuild's output
 )
 
@@ -45,7 +44,7 @@ type Event struct {
 	Node   string `json:"node,omitempty"`
 	Step   string `json:"step,omitempty"`
 	Status string `json:"status"`
-	// ElapsedSeconds is the step's duration on succeeded/failed/skipped events, and the whole
+	// ElapsedSeconds is the step's duration on succeeded and failed events, and the whole
 	// roll-out's on the final event.
 	ElapsedSeconds float64 `json:"elapsedSeconds,omitempty"`
 	Message        string  `json:"message,omitempty"`
