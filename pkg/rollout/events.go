@@ -90,7 +90,11 @@ func (s *TextSink) Emit(e Event) {
 	defer s.mu.Unlock()
 	switch e.Status {
 	case StatusOutput:
-		fmt.Fprintf(s.w, "[%s] %s\n", e.Node, e.Message)
+		if e.Node == "" {
+			fmt.Fprintln(s.w, e.Message)
+		} else {
+			fmt.Fprintf(s.w, "[%s] %s\n", e.Node, e.Message)
+		}
 	case StatusStarted:
 		// One line per step is enough; a step that takes long streams its own output.
 	default:

@@ -31,6 +31,19 @@ type Options struct {
 	// ClusterCheck runs the doctor's kubernetes checks; it runs before each batch and in each
 	// node's check step, and an error stops the roll-out. nil skips it.
 	ClusterCheck func(ctx context.Context) error
+	// ProgressInterval is how often a long step emits a "still in STEP" output event;
+	// DefaultProgressInterval when zero.
+	ProgressInterval time.Duration
+}
+
+// DefaultProgressInterval is how often a step still running says so.
+const DefaultProgressInterval = 15 * time.Second
+
+func (o Options) progressEvery() time.Duration {
+	if o.ProgressInterval > 0 {
+		return o.ProgressInterval
+	}
+	return DefaultProgressInterval
 }
 
 // StepError says which node failed at which step, and how to undo it.
@@ -140,7 +153,25 @@ func (r *runner) run(ctx context.Context, plan *Plan) error {
 func (r *runner) step(ctx context.Context, node, step string, fn func(context.Context) (string, error)) error {
 	start := time.Now()
 	r.o.Sink.Emit(Event{Time: start, Node: node, Step: step, Status: StatusStarted})
+	// A step can wait for minutes (a drain held by a budget, a reboot): say so periodically.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(r.o.progressEvery())
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				r.o.Sink.Emit(Event{Time: now, Node: node, Step: step, Status: StatusOutput,
+					Message: fmt.Sprintf("still in %s after %s", step, now.Sub(start).Round(time.Second))})
+			}
+		}
+	})
 	msg, err := fn(ctx)
+	close(stop)
+	wg.Wait()
 	ev := Event{Time: time.Now(), Node: node, Step: step, Status: StatusSucceeded, ElapsedSeconds: time.Since(start).Seconds(), Message: msg}
 	if err != nil {
 		ev.Status, ev.Message = StatusFailed, err.Error()
@@ -157,9 +188,9 @@ func (r *runner) fail(t Target, step string, err error) error {
 	return &StepError{Node: t.Name, Step: step, Err: err, Cordoned: step != StepPreflight && step != StepCheck, Hint: h}
 }
 
-func (r *runner) output(node string) func(string) {
+func (r *runner) output(node, step string) func(string) {
 	return func(line string) {
-		r.o.Sink.Emit(Event{Time: time.Now(), Node: node, Status: StatusOutput, Message: line})
+		r.o.Sink.Emit(Event{Time: time.Now(), Node: node, Step: step, Status: StatusOutput, Message: line})
 	}
 }
 
@@ -176,7 +207,7 @@ func (r *runner) node(ctx context.Context, t Target) error {
 	}
 	if err := r.step(ctx, t.Name, StepDrain, func(ctx context.Context) (string, error) {
 		opts := r.o.Drain
-		opts.Log = func(f string, a ...any) { r.output(t.Name)(fmt.Sprintf(f, a...)) }
+		opts.Log = func(f string, a ...any) { r.output(t.Name, StepDrain)(fmt.Sprintf(f, a...)) }
 		rep, err := drain.Drain(ctx, cs, t.Name, opts)
 		if err != nil {
 			return "", err
@@ -186,7 +217,7 @@ func (r *runner) node(ctx context.Context, t Target) error {
 		return r.fail(t, StepDrain, err)
 	}
 	if err := r.step(ctx, t.Name, StepInstall, func(ctx context.Context) (string, error) {
-		return "new generation is the boot default", r.o.Machine.Install(ctx, t, r.output(t.Name))
+		return "new generation is the boot default", r.o.Machine.Install(ctx, t, r.output(t.Name, StepInstall))
 	}); err != nil {
 		return r.fail(t, StepInstall, err)
 	}
@@ -222,7 +253,7 @@ func (r *runner) node(ctx context.Context, t Target) error {
 	} else {
 		if err := r.step(ctx, t.Name, StepSwitch, func(ctx context.Context) (string, error) {
 			var err error
-			if err = r.o.Machine.Switch(ctx, t, r.output(t.Name)); err != nil {
+			if err = r.o.Machine.Switch(ctx, t, r.output(t.Name, StepSwitch)); err != nil {
 				return "", err
 			}
 			lease, err = leaseRenewal(ctx, cs, t.Name)
