@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a local NERV cluster (real etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler; kwok nodes) and a tour of what NERV does on it. The cluster keeps running
-# afterwards; `make demo-down` stops it. Ctrl-C during the tour stops it too.
+# kube-scheduler; kwok nodes; the real nerv-webhook registered over TLS) and a tour of what
+# NERV does on it. The cluster keeps running afterwards; `make demo-down` stops it. Ctrl-C
+# during the tour stops it too.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -9,6 +10,7 @@ DIR=.nerv/demo
 BIN=$ROOT/bin
 KUBECTL=$("$ROOT/hack/test-assets.sh" --print-path kubectl)
 export KUBECONFIG=$ROOT/$DIR/kubeconfig
+started=$SECONDS
 
 bold() { if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then printf '\033[1m%s\033[0m\n' "$*"; else printf '%s\n' "$*"; fi; }
 step() { echo; bold "==> $*"; }
@@ -19,9 +21,9 @@ mkdir -p "$DIR"
 "$BIN/nerv-demo" down --dir "$DIR" >/dev/null 2>&1 || true
 trap 'echo; echo "interrupted: stopping the demo cluster"; "$BIN/nerv-demo" down --dir "$DIR"; exit 130' INT TERM
 
-step "Starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)"
-setsid "$BIN/nerv-demo" up --dir "$DIR" \
-  --node misato=192.168.1.100:server --node ritsuko=192.168.1.101:agent --node kaji=192.168.1.102:agent \
+step "Starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, nerv-webhook)"
+setsid "$BIN/nerv-demo" up --dir "$DIR" --webhook-bin "$BIN/nerv-webhook" --webhook-manifests manifests/webhook \
+  --spec examples/demo/nerv.yaml \
   >"$DIR/nerv-demo.log" 2>&1 </dev/null &
 start=$SECONDS
 until [ -f "$DIR/ready" ]; do
@@ -32,39 +34,55 @@ until [ -f "$DIR/ready" ]; do
     echo "the demo cluster did not become ready within 180s:" >&2; tail -20 "$DIR/nerv-demo.log" >&2
     "$BIN/nerv-demo" down --dir "$DIR"; exit 1
   fi
-  printf '\r  waiting for the control plane and three kwok nodes ... %ds' $((SECONDS - start)); sleep 1
+  printf '\r  waiting for the control plane, nerv-webhook and three kwok nodes ... %ds' $((SECONDS - start)); sleep 1
 done
-printf '\r  control plane and nodes ready in %ds                              \n' $((SECONDS - start))
+printf '\r  control plane, nerv-webhook and nodes ready in %ds                              \n' $((SECONDS - start))
 
 step "Three nodes, Ready (simulated by kwok: the API objects are real, the machines are not)"
 show kubectl get nodes -o wide
 
-step "A small Deployment, scheduled and rolled out onto them"
-kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-cat <<'YAML' | kubectl apply -f - >/dev/null
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: hello, namespace: demo}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: hello}}
-  template:
-    metadata: {labels: {app: hello}}
-    spec:
-      containers:
-      - name: hello
-        image: registry.k8s.io/pause:3.10
-        resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {memory: 32Mi}}
-YAML
-show kubectl -n demo rollout status deployment/hello --timeout=60s
-show kubectl -n demo get pods -o wide
+step "nerv-webhook is registered with the apiserver (TLS, failurePolicy Fail)"
+show kubectl get validatingwebhookconfigurations
 
-step "Done"
+step "kubectl nerv validate: the same policies, offline, on a manifest without resource limits"
+show "$BIN/kubectl-nerv" validate -f examples/demo/nolimits.yaml || echo "(exit $?: violations found, as expected)"
+
+step "The apiserver asks nerv-webhook, which denies that Deployment"
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+if show kubectl apply -f examples/demo/nolimits.yaml; then
+  echo "UNEXPECTED: the Deployment without limits was admitted" >&2; exit 1
+fi
+echo "(denied, as it should be)"
+
+step "A compliant app, whose Secret is SOPS-encrypted in git, rendered by argocd-sops-plugin"
+echo "The encrypted file, as committed:"
+sed -n '1,9p' examples/demo/app/secret.enc.yaml
+echo "..."
+printf '$ %s\n' "SOPS_AGE_KEY_FILE=examples/demo/age-key.txt argocd-sops-plugin generate examples/demo/app | kubectl apply -f -"
+SOPS_AGE_KEY_FILE=examples/demo/age-key.txt "$BIN/argocd-sops-plugin" generate examples/demo/app > "$DIR/app.yaml"
+echo "(rendered $(grep -c '^kind:' "$DIR/app.yaml") objects, decrypted in memory; the Secret's values are not printed here)"
+show kubectl apply -f "$DIR/app.yaml"
+show kubectl -n demo rollout status deployment/greeter --timeout=60s
+show kubectl -n demo get pods -o wide
+printf '$ %s\n' "kubectl -n demo get secret greeter-credentials -o jsonpath='{.data.GREETING}' | base64 -d"
+kubectl -n demo get secret greeter-credentials -o jsonpath='{.data.GREETING}' | base64 -d; echo
+
+step "kubectl nerv doctor: what is healthy, what is not, and why"
+echo "(this demo cluster runs no ArgoCD, MetalLB, Traefik, cert-manager or Longhorn: those checks are skipped or fail, with hints)"
+show "$BIN/kubectl-nerv" doctor --spec examples/demo/nerv.yaml || echo "(exit $?: doctor found problems, as expected on a bare demo cluster)"
+
+step "Done in $((SECONDS - started))s"
 cat <<MSG
+What you saw: a real apiserver with three kwok nodes; nerv-webhook denying a Deployment without
+resource limits and admitting a compliant one whose pods a NetworkPolicy selects; a SOPS-encrypted
+Secret decrypted in memory by argocd-sops-plugin; kubectl nerv doctor explaining the cluster's state.
+
 The demo cluster is still running. Try:
   export KUBECONFIG=$ROOT/$DIR/kubeconfig
-  $KUBECTL get nodes
-  bin/kubectl-nerv --help
+  $KUBECTL get pods -A
+  bin/kubectl-nerv doctor --category kubernetes -o yaml
+  bin/kubectl-nerv node apply --all --dry-run --spec examples/demo/nerv.yaml
+  bin/kubectl-nerv init /tmp/site && ls -R /tmp/site
 Logs of every component are in $DIR/. Stop everything with:
   make demo-down
 MSG

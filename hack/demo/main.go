@@ -20,7 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
 	"github.com/nerv-platform/nerv/internal/testenv"
+	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
 type nodeFlags []testenv.Node
@@ -50,12 +54,26 @@ func main() {
 	dir := fs.String("dir", ".nerv/demo", "directory for logs, the kubeconfig and the pid file")
 	var nodes nodeFlags
 	fs.Var(&nodes, "node", "a kwok node NAME=IP[:ROLE] (repeatable)")
+	specPath := fs.String("spec", "", "create one kwok node per spec.nodes entry of this nerv.yaml")
+	var w webhookOptions
+	fs.StringVar(&w.bin, "webhook-bin", "", "run this nerv-webhook binary and register it (TLS) with the shipped rules")
+	fs.StringVar(&w.manifests, "webhook-manifests", "manifests/webhook", "the webhook's kustomize base (rules and policy ConfigMap)")
 	_ = fs.Parse(os.Args[2:])
+	if *specPath != "" {
+		c, _, err := spec.LoadValid(*specPath)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nerv-demo: %v\n", err)
+			os.Exit(1)
+		}
+		for _, n := range c.Spec.Nodes {
+			nodes = append(nodes, testenv.Node{Name: n.Name, IP: n.IP, Role: n.Role, Labels: n.Labels})
+		}
+	}
 
 	var err error
 	switch os.Args[1] {
 	case "up":
-		err = up(*dir, nodes)
+		err = up(*dir, nodes, w)
 	case "down":
 		err = down(*dir)
 	default:
@@ -69,7 +87,7 @@ func main() {
 
 // up starts the cluster, writes <dir>/ready once every node is Ready, then supervises until
 // signalled.
-func up(dir string, nodes []testenv.Node) error {
+func up(dir string, nodes []testenv.Node, w webhookOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	pidFile := filepath.Join(dir, "nerv-demo.pid")
@@ -85,7 +103,17 @@ func up(dir string, nodes []testenv.Node) error {
 	}
 	defer os.Remove(pidFile)
 
-	env, err := testenv.Start(ctx, testenv.WithDir(dir))
+	opts := []testenv.Option{testenv.WithDir(dir)}
+	if w.bin != "" {
+		vwc, err := w.configuration()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, testenv.WithWebhook(envtest.WebhookInstallOptions{
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{vwc},
+		}))
+	}
+	env, err := testenv.Start(ctx, opts...)
 	if err != nil {
 		return err
 	}
@@ -111,6 +139,13 @@ func up(dir string, nodes []testenv.Node) error {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "nerv-demo: %s up in %s\n", step.name, time.Since(t).Round(time.Millisecond))
+	}
+	if w.bin != "" {
+		t := time.Now()
+		if err := w.start(startCtx, env, dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "nerv-webhook: up in %s, registered at %s:%d with TLS\n", time.Since(t).Round(time.Millisecond), env.Webhook.LocalServingHost, env.Webhook.LocalServingPort)
 	}
 	for _, n := range nodes {
 		if _, err := env.CreateNode(startCtx, n); err != nil {

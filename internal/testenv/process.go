@@ -24,7 +24,14 @@ type process struct {
 }
 
 func startProcess(name string, log io.Writer, path string, args ...string) (*process, error) {
+	return startProcessEnv(name, log, path, nil, args...)
+}
+
+func startProcessEnv(name string, log io.Writer, path string, env []string, args ...string) (*process, error) {
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = log
 	cmd.Stderr = log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -90,4 +97,20 @@ func (p *process) waitFor(ctx context.Context, what string, cond func(context.Co
 
 func openLog(dir, name string) (*os.File, error) {
 	return os.OpenFile(dir+"/"+name+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+}
+
+// StartProgram runs a program alongside the control plane (a webhook server, say), logging to
+// <Dir>/<name>.log, and stops it with the environment. env is added to this process's
+// environment.
+func (e *Env) StartProgram(name, bin string, env []string, args ...string) error {
+	log, err := openLog(e.Dir, name)
+	if err != nil {
+		return fmt.Errorf("testenv: %w", err)
+	}
+	p, err := startProcessEnv(name, log, bin, env, args...)
+	if err != nil {
+		return fmt.Errorf("testenv: %w", err)
+	}
+	e.track(p)
+	return nil
 }
