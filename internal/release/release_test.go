@@ -4,7 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-		"encoding/json"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
