@@ -1,6 +1,9 @@
 package sshclient
 
 import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -269,4 +272,74 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// ReplaceKnownHost records key as addr's only host key in the known_hosts file: lines that
+// name addr alone (plain or hashed) are dropped, lines naming addr among other hosts lose
+// that name, and a new line is appended; the file is rewritten atomically. It is for a key
+// the caller has verified by other means, such as the host key it installed on the machine
+// itself; keys seen on the network go through Dial's checks instead.
+func ReplaceKnownHost(file, addr string, key ssh.PublicKey) error {
+	host := knownhosts.Normalize(addr)
+	old, err := os.ReadFile(file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("recording host key in %s: %w", file, err)
+	}
+	mode := fs.FileMode(0o600)
+	if fi, err := os.Stat(file); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	var kept []string
+	for _, line := range strings.Split(string(old), "\n") {
+		if line == "" {
+			continue
+		}
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, "@") {
+			kept = append(kept, line)
+			continue
+		}
+		hosts, rest, _ := strings.Cut(trimmed, " ")
+		var others []string
+		for _, h := range strings.Split(hosts, ",") {
+			if !hostEntryMatches(h, host) {
+				others = append(others, h)
+			}
+		}
+		switch {
+		case len(others) == 0:
+			// Only this host: drop the line.
+		case len(others) == len(strings.Split(hosts, ",")):
+			kept = append(kept, line)
+		default:
+			kept = append(kept, strings.Join(others, ",")+" "+rest)
+		}
+	}
+	kept = append(kept, knownhosts.Line([]string{host}, key))
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return fmt.Errorf("recording host key in %s: %w", file, err)
+	}
+	if err := writeFileAtomic(file, []byte(strings.Join(kept, "\n")+"\n"), mode); err != nil {
+		return fmt.Errorf("recording host key in %s: %w", file, err)
+	}
+	return nil
+}
+
+// hostEntryMatches reports whether one host field of a known_hosts line is exactly host
+// (normalised), including OpenSSH's hashed form |1|salt|hash.
+func hostEntryMatches(entry, host string) bool {
+	if strings.HasPrefix(entry, "|1|") {
+		parts := strings.Split(entry[3:], "|")
+		if len(parts) != 2 {
+			return false
+		}
+		salt, err := base64.StdEncoding.DecodeString(parts[0])
+		if err != nil {
+			return false
+		}
+		mac := hmac.New(sha1.New, salt)
+		mac.Write([]byte(host))
+		return base64.StdEncoding.EncodeToString(mac.Sum(nil)) == parts[1]
+	}
+	return entry == host
 }
