@@ -46,6 +46,7 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		newValidateCommand(streams),
 		newDoctorCommand(streams, kube),
 		newNodeCommand(streams, kube),
+		newJoinCommand(streams, kube),
 	)
 	return root
 }
