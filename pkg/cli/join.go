@@ -28,8 +28,8 @@ const ExitInterrupted = 130
 // JoinOptions drives `kubectl nerv join`.
 type JoinOptions struct {
 	Options join.Options
-	Yes    bool
-	Output OutputFlags
+	Yes     bool
+	Output  OutputFlags
 
 	kube *genericclioptions.ConfigFlags
 	genericiooptions.IOStreams

@@ -271,4 +271,3 @@ func (j *joiner) client() (kubernetes.Interface, error) {
 	j.kube = k
 	return k, nil
 }
-
