@@ -169,9 +169,9 @@ func (r *recorder) steps() []string {
 	return out
 }
 
-// watchCordons watches Node objects and records, at every change, how many of servers are
+// watchCordons watches Node objects and records, at every change, how many of group are
 // cordoned at once; it returns the maximum seen and the order nodes were first cordoned in.
-func watchCordons(t *testing.T, ctx context.Context, servers []string) (stop func() (maxServers int, order []string)) {
+func watchCordons(t *testing.T, ctx context.Context, group []string) (stop func() (maxInGroup int, order []string)) {
 	t.Helper()
 	w, err := env.Clientset.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -197,7 +197,7 @@ func watchCordons(t *testing.T, ctx context.Context, servers []string) (stop fun
 			}
 			cordoned[n.Name] = n.Spec.Unschedulable
 			c := 0
-			for _, s := range servers {
+			for _, s := range group {
 				if cordoned[s] {
 					c++
 				}
@@ -416,5 +416,30 @@ func TestPreflightRefusesAServerWhileAnotherIsDown(t *testing.T) {
 	}
 	if n.Spec.Unschedulable {
 		t.Error("toji was cordoned although its preflight failed")
+	}
+}
+
+func TestAgentsRollInBatchesOfMaxUnavailable(t *testing.T) {
+	h := newHarness(t, "yui:server", "pen1:agent", "pen2:agent", "pen3:agent")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	plan, err := NewPlan(h.spec, []string{"pen1", "pen2", "pen3"}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := watchCordons(t, ctx, []string{"pen1", "pen2", "pen3"})
+	if err := Run(ctx, plan, Options{Clientset: env.Clientset, Machine: h.machine, Servers: []string{"yui"}}); err != nil {
+		t.Fatal(err)
+	}
+	maxAgents, order := stop()
+	// pen1 and pen2 are out together; pen3 only after both are back.
+	if maxAgents != 2 {
+		t.Errorf("at most %d agents cordoned at once, want 2 (max-unavailable)", maxAgents)
+	}
+	if len(order) != 3 || order[2] != "pen3" {
+		t.Errorf("cordon order %v, want pen1 and pen2 (either order), then pen3", order)
+	}
+	if calls := h.calls(); len(calls) != 6 {
+		t.Errorf("nixos-rebuild calls %q, want boot and switch for each of 3 agents", calls)
 	}
 }
