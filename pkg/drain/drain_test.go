@@ -343,7 +343,18 @@ func TestUnmanagedPodRefusedUnlessForced(t *testing.T) {
 	}
 	waitPods(t, ctx, ns, "app=bare", 1)
 
-	_, err := Drain(ctx, env.Clientset, "bare-a", Options{Timeout: 5 * time.Second})
+	blockers, err := Check(ctx, env.Clientset, "bare-a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blockers) != 1 || blockers[0].Pod.String() != ns+"/bare" || !strings.Contains(blockers[0].Reason, "no controller") {
+		t.Errorf("Check = %+v, want one blocker for the pod without a controller", blockers)
+	}
+	if blockers, err = Check(ctx, env.Clientset, "bare-a", true); err != nil || len(blockers) != 0 {
+		t.Errorf("forced Check = %+v, %v; want no blocker", blockers, err)
+	}
+
+	_, err = Drain(ctx, env.Clientset, "bare-a", Options{Timeout: 5 * time.Second})
 	var ue *UnmanagedError
 	if !errors.As(err, &ue) || len(ue.Pods) != 1 || ue.Pods[0].String() != ns+"/bare" {
 		t.Fatalf("Drain err = %v, want *UnmanagedError naming %s/bare", err, ns)

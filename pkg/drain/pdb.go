@@ -85,13 +85,18 @@ func Check(ctx context.Context, cs kubernetes.Interface, node string, force bool
 	}
 	c := Classify(pods)
 	var blockers []Blocker
+	unmanaged := map[PodRef]bool{}
 	if !force {
 		for _, p := range c.Unmanaged {
-			blockers = append(blockers, Blocker{Pod: p, Reason: "no controller: eviction would delete it for good"})
+			unmanaged[p] = true
+			blockers = append(blockers, Blocker{Pod: p, Reason: "no controller: eviction would delete it for good (drain with force to evict it anyway)"})
 		}
 	}
 	for i := range c.Evict {
 		pod := &c.Evict[i]
+		if unmanaged[refOf(pod)] {
+			continue
+		}
 		ev := &policyv1.Eviction{
 			ObjectMeta:    metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name},
 			DeleteOptions: &metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}},

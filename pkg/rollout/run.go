@@ -85,6 +85,9 @@ func hint(node, step string) (h, rollback string) {
 		return "nothing was changed", ""
 	case StepCordon, StepDrain:
 		return "nothing was installed: once the cause is fixed, run `kubectl uncordon " + node + "` or apply again", ""
+	case StepCheck:
+		rb := RollbackCommand(node)
+		return "the node runs the new generation and is schedulable; to roll back: `" + rb + "`", rb
 	default:
 		rb := RollbackCommand(node)
 		return "to roll back: `" + rb + "`, then `kubectl uncordon " + node + "`", rb
