@@ -15,7 +15,7 @@ import (
 func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	kube := genericclioptions.NewConfigFlags(true)
 	root := &cobra.Command{
-		Use:   "nerv",
+		Use:   "kubectl-nerv",
 		Short: "Declarative, self-checking k3s on NixOS",
 		Long: `kubectl nerv turns one cluster spec (nerv.yaml) into a NixOS + k3s platform and keeps it honest.
 
