@@ -44,12 +44,12 @@ in
       };
     };
 
+    # Bans an address after 5 failed SSH logins, for an hour (longer for repeat offenders).
     services.fail2ban = {
       enable = true;
       maxretry = 5;
       bantime = "1h";
-      # Never ban the cluster's own network (nodes and the admin's LAN).
-      ignoreIP = [ config.nerv.network.trustedSubnet ];
+      bantime-increment.enable = true;
     };
   };
 }

@@ -212,6 +212,12 @@ func TestRenderedContent(t *testing.T) {
 		`system.stateVersion = "25.11";`)
 	has(ref, "nixos/flake.nix", `nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";`, `inputs.nixpkgs.follows = "nixpkgs";`)
 	has(ref, "nixos/hosts/misato/disk-config.nix", `device = "/dev/nvme0n1";`, `"@snapshots"`, `"compress=zstd"`)
+	// Firewall: public ports by role, node-to-node ports from the subnet, etcd between servers.
+	has(ref, "nixos/modules/network.nix", "++ lib.optional isServer 6443;", `"-s ${net.trustedSubnet} -p udp --dport 8472"`,
+		`"-s ${net.trustedSubnet} -p tcp --dport 10250"`, `"-s ${net.trustedSubnet} -p udp --dport 7946"`,
+		`map (ip: "-s ${ip} -p tcp --dport 2379:2380") (lib.optionals isServer otherServers)`, `"flannel.1"`)
+	has(ref, "nixos/modules/users.nix", "PasswordAuthentication = false;", "KbdInteractiveAuthentication = false;",
+		`PermitRootLogin = "no";`, "services.fail2ban = {")
 	// The token is a sops-nix secret, never a value.
 	has(ref, "nixos/modules/node-roles.nix", "tokenFile = config.sops.secrets.${k3s.tokenSecret}.path;")
 	for _, p := range ref.Paths() {

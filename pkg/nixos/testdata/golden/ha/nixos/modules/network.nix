@@ -75,23 +75,25 @@ in
         22 # SSH
         80 # Traefik HTTP
         443 # Traefik HTTPS
-        7946 # MetalLB memberlist
-        10250 # kubelet
       ]
       ++ lib.optional isServer 6443; # Kubernetes API
-      allowedUDPPorts = [
-        7946 # MetalLB memberlist
-        8472 # flannel VXLAN
-      ];
       # Pod and service traffic is policed by Kubernetes NetworkPolicies, not the host.
       trustedInterfaces = [
         "cni0"
         "flannel.1"
       ];
-      # etcd client and peer ports, from the other servers only.
-      extraCommands = lib.concatMapStrings (ip: ''
-        iptables -A nixos-fw -p tcp -s ${ip} --dport 2379:2380 -j nixos-fw-accept
-      '') (lib.optionals isServer otherServers);
+      # Node-to-node ports, from the cluster subnet only: kubelet (10250/tcp), flannel VXLAN
+      # (8472/udp), MetalLB memberlist (7946/tcp+udp); etcd (2379-2380/tcp) from the other
+      # servers only.
+      extraCommands = lib.concatMapStrings (rule: "iptables -A nixos-fw ${rule} -j nixos-fw-accept\n") (
+        [
+          "-s ${net.trustedSubnet} -p tcp --dport 10250"
+          "-s ${net.trustedSubnet} -p udp --dport 8472"
+          "-s ${net.trustedSubnet} -p tcp --dport 7946"
+          "-s ${net.trustedSubnet} -p udp --dport 7946"
+        ]
+        ++ map (ip: "-s ${ip} -p tcp --dport 2379:2380") (lib.optionals isServer otherServers)
+      );
     };
   };
 }
