@@ -148,6 +148,10 @@ func (s *Server) syncCaches(ctx context.Context) error {
 	return nil
 }
 
+// Ready reports whether the informer caches have synced (what /readyz checks besides the
+// webhook server itself).
+func (s *Server) Ready() bool { return s.views.Synced() && !s.draining.Load() }
+
 // Start serves until ctx ends, then fails readiness, waits ShutdownDelay and stops,
 // letting reviews in flight finish.
 func (s *Server) Start(ctx context.Context) error {
