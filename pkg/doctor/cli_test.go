@@ -13,7 +13,7 @@ import (
 
 // TestCommand drives `kubectl nerv doctor` end to end against the package's apiserver.
 func TestCommand(t *testing.T) {
-	env := doctor.TestEnv()
+	env := doctor.SharedEnv()
 	run := func(args ...string) (string, string, int) {
 		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 		cmd := cli.NewRootCommand(streams)

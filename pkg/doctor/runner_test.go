@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,29 @@ func TestCheckCatalogue(t *testing.T) {
 		if !strings.HasPrefix(c.ID, c.Category+"-") && !(c.Category == CategoryWebhook && strings.HasPrefix(c.ID, "nerv-webhook-")) {
 			t.Errorf("check %s: IDs start with their category", c.ID)
 		}
+	}
+}
+
+// TestDocsListEveryCheck keeps docs/doctor.md in step with the catalogue: one section, whose
+// heading is the anchor the hints link to, per check, and none for checks that are gone.
+func TestDocsListEveryCheck(t *testing.T) {
+	data, err := os.ReadFile("../../docs/doctor.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if id, ok := strings.CutPrefix(line, "#### "); ok {
+			documented[id] = true
+		}
+	}
+	for _, c := range AllChecks() {
+		if !documented[c.ID] {
+			t.Errorf("docs/doctor.md has no section #### %s", c.ID)
+		}
+		delete(documented, c.ID)
+	}
+	for id := range documented {
+		t.Errorf("docs/doctor.md documents %s, which is not a check", id)
 	}
 }
