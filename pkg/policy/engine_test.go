@@ -431,3 +431,38 @@ func TestDecode(t *testing.T) {
 		t.Errorf("malformed Pod: %v", err)
 	}
 }
+
+func TestUpdateLeavingPoliciesUnchanged(t *testing.T) {
+	e := engineFor(t, nil)
+	bad := podSpec(container("app", corev1.ResourceRequirements{}))
+	old := deployment("web", bad)
+	scaled := old.DeepCopy()
+	scaled.Spec.Replicas = new(int32)
+	scaled.Annotations = map[string]string{"deployment.kubernetes.io/revision": "2"}
+	d, err := e.Evaluate(Request{Operation: OperationUpdate, Object: scaled, OldObject: old}, nil)
+	if err != nil || len(d.Violations) != 0 || d.Results[0].Verdict != VerdictExempt {
+		t.Errorf("an update that keeps the pod template must not be judged again: %+v %v", d, err)
+	}
+	changed := scaled.DeepCopy()
+	changed.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2"
+	d, _ = e.Evaluate(Request{Operation: OperationUpdate, Object: changed, OldObject: old}, nil)
+	if !d.Denied() {
+		t.Errorf("an update changing the pod template must be judged: %+v", d)
+	}
+	// Without the old object (offline, or a CREATE) everything is judged.
+	d, _ = e.Evaluate(Request{Operation: OperationUpdate, Object: scaled}, nil)
+	if !d.Denied() {
+		t.Errorf("an update without the old object must be judged: %+v", d)
+	}
+	np := netpol("public", metav1.LabelSelector{}, nil, networkingv1.NetworkPolicyIngressRule{})
+	relabelled := np.DeepCopy()
+	relabelled.Labels = map[string]string{"team": "a"}
+	if d, _ := e.Evaluate(Request{Operation: OperationUpdate, Object: relabelled, OldObject: np}, nil); len(d.Violations) != 0 {
+		t.Errorf("relabelling a NetworkPolicy must not be judged again: %+v", d)
+	}
+	dropped := np.DeepCopy()
+	np.Annotations = map[string]string{AnnotationAllowWorld: "public"}
+	if d, _ := e.Evaluate(Request{Operation: OperationUpdate, Object: dropped, OldObject: np}, nil); !d.Denied() {
+		t.Errorf("removing nerv.dev/allow-world must be judged: %+v", d)
+	}
+}

@@ -86,12 +86,19 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("%s/%s: %w", req.Namespace, req.Name, err))
 	}
+	var old runtime.Object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err = policy.Decode(gvk, req.OldObject.Raw); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("%s/%s: old object: %w", req.Namespace, req.Name, err))
+		}
+	}
 	if !h.views.Synced() {
 		return admission.Errored(http.StatusServiceUnavailable, errors.New("nerv-webhook is starting: its NetworkPolicy, Namespace and Pod caches have not synced yet; retry"))
 	}
 	d, err := h.engine.Load().Evaluate(policy.Request{
 		Operation: policy.Operation(req.Operation),
 		Object:    obj,
+		OldObject: old,
 		Namespace: req.Namespace,
 	}, h.views.View(ctx, req.Namespace))
 	if err != nil {

@@ -112,6 +112,14 @@ func review(op admissionv1.Operation, group, version, kind, ns, name, obj string
 	return b
 }
 
+func updateReview(obj, old string) []byte {
+	var ar admissionv1.AdmissionReview
+	_ = json.Unmarshal(review(admissionv1.Update, "apps", "v1", "Deployment", "shop", "web", obj, false), &ar)
+	ar.Request.OldObject.Raw = []byte(old)
+	b, _ := json.Marshal(ar)
+	return b
+}
+
 // post sends body to the webhook and decodes the AdmissionReview it answers.
 func (s *testServer) post(t testing.TB, body []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
@@ -161,6 +169,15 @@ func TestHandlerDecisions(t *testing.T) {
 			name: "dry run is judged but records no event", cfg: func(c *policy.Config) { c.Policies.Resources.Mode = policy.ModeWarn },
 			body: review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentNoLimits, true), allowed: true,
 			warnings: []string{"[resources]"},
+		},
+		{
+			name: "update leaving the pod template as it was",
+			body: updateReview(strings.Replace(deploymentNoLimits, `"metadata":{"name":"web"`, `"metadata":{"annotations":{"deployment.kubernetes.io/revision":"2"},"name":"web"`, 1), deploymentNoLimits), allowed: true,
+		},
+		{
+			name:    "update changing the pod template",
+			body:    updateReview(deploymentNoLimits, deploymentGood),
+			message: []string{"spec.template.spec.containers[0].resources.limits.memory"},
 		},
 		{
 			name:    "pod without networkpolicy in its namespace",
