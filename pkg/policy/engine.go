@@ -115,9 +115,9 @@ type addFunc func(field, message string)
 type evaluation struct {
 	unchanged bool
 	engine    *Engine
-	s      *subject
-	ns     NamespaceView
-	d      *Decision
+	s         *subject
+	ns        NamespaceView
+	d         *Decision
 }
 
 // run applies one policy: exemptions first, then the check, then the verdict.
