@@ -121,7 +121,7 @@ func (o *NodeOptions) machine() (*rollout.NixOS, error) {
 		KnownHostsFile: o.KnownHostsFile,
 		Addresses:      o.addresses,
 	}
-	remote, err := newRemote(o, m)
+	remote, err := nodeRemote(o, m)
 	if err != nil {
 		return nil, Exitf(ExitUsage, "%v", err)
 	}
@@ -277,7 +277,7 @@ func (o *NodeApplyOptions) Run(ctx context.Context) error {
 		return Exitf(ExitUsage, "reaching the cluster: %v", err)
 	}
 	if o.Upgrade {
-		if err := flakeUpdate(ctx, o.flakeDir(), o.ErrOut); err != nil {
+		if err := nodeFlakeUpdate(ctx, o.flakeDir(), o.ErrOut); err != nil {
 			return err
 		}
 	}
@@ -306,7 +306,7 @@ func (o *NodeApplyOptions) Run(ctx context.Context) error {
 		Drain:        drain.Options{Timeout: o.DrainTimeout, GracePeriod: drain.KeepGracePeriod, Force: o.Force},
 		ReadyTimeout: o.ReadyTimeout,
 		Servers:      servers,
-		ClusterCheck: doctorCheck(cfg, o.cluster),
+		ClusterCheck: nodeDoctorCheck(cfg, o.cluster),
 	})
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
@@ -354,8 +354,8 @@ func (o *NodeApplyOptions) dryRun(ctx context.Context, cs kubernetes.Interface) 
 	})
 }
 
-// doctorCheck runs the doctor's kubernetes checks; any failing check of error severity fails.
-func doctorCheck(cfg *rest.Config, c *spec.Cluster) func(context.Context) error {
+// nodeDoctorCheck runs the doctor's kubernetes checks; any failing check of error severity fails.
+func nodeDoctorCheck(cfg *rest.Config, c *spec.Cluster) func(context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -374,10 +374,10 @@ func doctorCheck(cfg *rest.Config, c *spec.Cluster) func(context.Context) error 
 	}
 }
 
-// flakeUpdate runs `nix flake update` in dir. Debian's nix-bin provides nix without flakes
+// nodeFlakeUpdate runs `nix flake update` in dir. Debian's nix-bin provides nix without flakes
 // enabled, so they are enabled on the command line; the update fetches the inputs' sources,
 // so it needs network access.
-func flakeUpdate(ctx context.Context, dir string, progress io.Writer) error {
+func nodeFlakeUpdate(ctx context.Context, dir string, progress io.Writer) error {
 	nix, err := exec.LookPath("nix")
 	if err != nil {
 		return Exitf(ExitUsage, "node upgrade needs nix on this machine to update the flake inputs (nix flake update): install Nix, or run `nix flake update` in %s elsewhere, commit flake.lock and use `kubectl nerv node apply`", dir)
@@ -391,12 +391,12 @@ func flakeUpdate(ctx context.Context, dir string, progress io.Writer) error {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	fmt.Fprintf(progress, "updating flake inputs in %s (nix flake update)\n", dir)
 	if err := cmd.Run(); err != nil {
-		return Exitf(ExitUsage, "nix flake update in %s failed (%v): it needs flakes and network access to the inputs' sources; no node was touched. Output:\n%s", dir, err, lastLines(out.String(), 15))
+		return Exitf(ExitUsage, "nix flake update in %s failed (%v): it needs flakes and network access to the inputs' sources; no node was touched. Output:\n%s", dir, err, nodeLastLines(out.String(), 15))
 	}
 	return nil
 }
 
-func lastLines(s string, n int) string {
+func nodeLastLines(s string, n int) string {
 	var lines []string
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
@@ -489,7 +489,7 @@ func (o *NodeRemoveOptions) Run(ctx context.Context) error {
 		return Exitf(ExitUsage, "%v", err)
 	}
 	// Check the resulting spec and tree before touching anything.
-	after, err := spec.Parse(mustMarshal(o.cluster), o.SpecPath)
+	after, err := spec.Parse(nodeMarshal(o.cluster), o.SpecPath)
 	if err != nil {
 		return Exitf(ExitUsage, "%v", err)
 	}
@@ -571,7 +571,7 @@ func (o *NodeRemoveOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-func mustMarshal(c *spec.Cluster) []byte {
+func nodeMarshal(c *spec.Cluster) []byte {
 	b, err := spec.Marshal(c)
 	if err != nil {
 		panic(err) // a loaded spec always marshals

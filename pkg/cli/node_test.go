@@ -37,9 +37,9 @@ const nodeFakeNix = `#!/bin/sh
 printf '%s | %s\n' "$*" "$PWD" >> "$FAKE_NIX_LOG"
 `
 
-// writeSite writes a spec with the given nodes ("name:role", the first server bootstraps)
+// nodeWriteSite writes a spec with the given nodes ("name:role", the first server bootstraps)
 // into a fresh directory and returns its path.
-func writeSite(t *testing.T, nodes ...string) string {
+func nodeWriteSite(t *testing.T, nodes ...string) string {
 	t.Helper()
 	c, err := spec.Parse(spec.Example(), "nerv.yaml")
 	if err != nil {
@@ -63,7 +63,7 @@ func writeSite(t *testing.T, nodes ...string) string {
 }
 
 // snapshot maps every file under dir to its content.
-func snapshot(t *testing.T, dir string) map[string]string {
+func nodeSnapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -80,9 +80,9 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func assertUnchanged(t *testing.T, dir string, before map[string]string) {
+func nodeAssertUnchanged(t *testing.T, dir string, before map[string]string) {
 	t.Helper()
-	after := snapshot(t, dir)
+	after := nodeSnapshot(t, dir)
 	if len(after) != len(before) {
 		t.Errorf("files under %s changed: %d before, %d after", dir, len(before), len(after))
 	}
@@ -94,7 +94,7 @@ func assertUnchanged(t *testing.T, dir string, before map[string]string) {
 }
 
 func TestNodeBadInputChangesNothing(t *testing.T) {
-	site := writeSite(t, "s1:server", "a1:agent")
+	site := nodeWriteSite(t, "s1:server", "a1:agent")
 	dir := filepath.Dir(site)
 	invalid := filepath.Join(t.TempDir(), "nerv.yaml")
 	bad := strings.Replace(string(spec.Example()), "ip: 192.168.1.100", "ip: 192.168.1.112", 1)
@@ -112,7 +112,7 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
+	before := nodeSnapshot(t, dir)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -141,7 +141,7 @@ current-context: c
 			}
 		})
 	}
-	assertUnchanged(t, dir, before)
+	nodeAssertUnchanged(t, dir, before)
 }
 
 // TestNodeCommands runs the commands against a real apiserver with kwok nodes, a real sshd,
@@ -179,7 +179,7 @@ func TestNodeCommands(t *testing.T) {
 	// kernel. The comparison itself is tested against real links in pkg/rollout.
 	srv.AddCommand(t, "readlink", "#!/bin/sh\nfor i in 1 2; do echo /nix/store/k-linux/bzImage; echo /nix/store/i-initrd/initrd; echo /nix/store/m-modules/lib; done\n")
 
-	site := writeSite(t, "adam:server", "lilith:agent", "sachiel:agent")
+	site := nodeWriteSite(t, "adam:server", "lilith:agent", "sachiel:agent")
 	c, _, err := spec.LoadValid(site)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestNodeCommands(t *testing.T) {
 	target := srv.User + "@127.0.0.1"
 
 	t.Run("dry run prints the ordered plan and changes nothing", func(t *testing.T) {
-		before := snapshot(t, filepath.Dir(site))
+		before := nodeSnapshot(t, filepath.Dir(site))
 		out, errOut, code := run(t, append([]string{"node", "apply", "--all", "--dry-run"}, common...)...)
 		if code != 0 {
 			t.Fatalf("exit %d:\n%s%s", code, out, errOut)
@@ -224,7 +224,7 @@ func TestNodeCommands(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", s, out)
 			}
 		}
-		assertUnchanged(t, filepath.Dir(site), before)
+		nodeAssertUnchanged(t, filepath.Dir(site), before)
 		if got := calls(); len(got) != 0 {
 			t.Errorf("dry run ran nixos-rebuild: %q", got)
 		}
