@@ -169,6 +169,7 @@ func TestGenerateIncludeExclude(t *testing.T) {
 		{"include path glob", map[string]string{"ARGOCD_ENV_INCLUDE": "secrets/**"}, "Secret/json Secret/db Secret/full"},
 		{"exclude", map[string]string{"ARGOCD_ENV_EXCLUDE": "secrets/*,multi.yaml"}, "ConfigMap/a-config ConfigMap/from-json"},
 		{"parameter wins over env", map[string]string{"ARGOCD_ENV_INCLUDE": "*.json", "PARAM_INCLUDE": "a-*.yaml"}, "ConfigMap/a-config"},
+		{"array parameter", map[string]string{"PARAM_INCLUDE_0": "a-*.yaml", "PARAM_INCLUDE_1": "plain.json"}, "ConfigMap/a-config ConfigMap/from-json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

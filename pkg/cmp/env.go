@@ -27,6 +27,18 @@ func EnvFrom(getenv func(string) string) (Env, error) {
 		if v := getenv(param); v != "" {
 			return v
 		}
+		// An array parameter arrives as PARAM_NAME_0, PARAM_NAME_1, ...
+		var items []string
+		for i := 0; ; i++ {
+			v := getenv(param + "_" + strconv.Itoa(i))
+			if v == "" {
+				break
+			}
+			items = append(items, v)
+		}
+		if len(items) > 0 {
+			return strings.Join(items, ",")
+		}
 		return getenv(env)
 	}
 	e := Env{
