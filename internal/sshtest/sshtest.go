@@ -78,14 +78,17 @@ type Server struct {
 	// old key, which is what a "host key changed" test needs.
 	KnownHostsFile string
 
-	sshd        string
-	configPath  string
-	hostKeyPath string
-	mu          sync.Mutex
-	hostKey     ssh.PublicKey
-	proc        *exec.Cmd
-	done        chan struct{}
-	log         *syncBuffer
+	// HostKeyPath is sshd's host private key. A test may replace it (as a reinstalled
+	// machine's new key) and call Reload, or have a child process send sshd SIGHUP (Pid).
+	HostKeyPath string
+
+	sshd       string
+	configPath string
+	mu         sync.Mutex
+	hostKey    ssh.PublicKey
+	proc       *exec.Cmd
+	done       chan struct{}
+	log        *syncBuffer
 }
 
 // Option adjusts the server before it starts.
@@ -139,7 +142,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		KnownHostsFile: filepath.Join(dir, "known_hosts"),
 		sshd:           sshd,
 		configPath:     filepath.Join(dir, "sshd_config"),
-		hostKeyPath:    filepath.Join(dir, "host_ed25519"),
+		HostKeyPath:    filepath.Join(dir, "host_ed25519"),
 		log:            &syncBuffer{},
 	}
 	for _, d := range []string{s.BinDir, s.Home} {
@@ -156,7 +159,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if err := os.WriteFile(authorized, ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
 		t.Fatalf("sshtest: %v", err)
 	}
-	if s.hostKey, _, err = writeKey(s.hostKeyPath); err != nil {
+	if s.hostKey, _, err = writeKey(s.HostKeyPath); err != nil {
 		t.Fatalf("sshtest: host key: %v", err)
 	}
 
@@ -197,7 +200,7 @@ func (s *Server) writeConfig(authorized string, extra []string) error {
 		"# written by internal/sshtest for one test",
 		"Port " + strconv.Itoa(s.Port),
 		"ListenAddress " + s.Host,
-		"HostKey " + s.hostKeyPath,
+		"HostKey " + s.HostKeyPath,
 		"PidFile " + filepath.Join(s.Dir, "sshd.pid"),
 		"AuthorizedKeysFile " + authorized,
 		// PAM needs a system service config and would consult the real accounts; keys only.
@@ -342,7 +345,7 @@ func descendants(pid int) []int {
 func (s *Server) RotateHostKey(t testing.TB) ssh.PublicKey {
 	t.Helper()
 	s.Stop()
-	key, _, err := writeKey(s.hostKeyPath)
+	key, _, err := writeKey(s.HostKeyPath)
 	if err != nil {
 		t.Fatalf("sshtest: rotating host key: %v", err)
 	}
@@ -354,6 +357,47 @@ func (s *Server) RotateHostKey(t testing.TB) ssh.PublicKey {
 		t.Fatalf("sshtest: restarting sshd after key rotation: %v\n%s", err, s.Log())
 	}
 	return key
+}
+
+// Pid is sshd's process id: SIGHUP makes it re-execute itself and re-read HostKeyPath
+// (its listener is briefly closed while it does).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Process.Pid
+}
+
+// Reload re-reads the host key from HostKeyPath after something replaced the file, sends
+// sshd SIGHUP (unless signal is false: the caller's child already did) and waits until it
+// answers again.
+func (s *Server) Reload(t testing.TB, signal bool) {
+	t.Helper()
+	data, err := os.ReadFile(s.HostKeyPath)
+	if err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	signer, err := ssh.ParsePrivateKey(data)
+	if err != nil {
+		t.Fatalf("sshtest: host key %s: %v", s.HostKeyPath, err)
+	}
+	s.mu.Lock()
+	s.hostKey = signer.PublicKey()
+	s.mu.Unlock()
+	if signal {
+		if err := syscall.Kill(s.Pid(), syscall.SIGHUP); err != nil {
+			t.Fatalf("sshtest: SIGHUP: %v", err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !banner(s.Addr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sshtest: sshd did not come back after SIGHUP\n%s", s.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // HostKey is the server's current host public key.

@@ -160,3 +160,32 @@ func TestSessionEnvironment(t *testing.T) {
 		t.Errorf("session env: got %q, want %q", got, want)
 	}
 }
+
+func TestReloadPicksUpAReplacedHostKey(t *testing.T) {
+	s := Start(t)
+	old := s.HostKey()
+	pid := s.Pid()
+	if _, _, err := writeKey(s.HostKeyPath); err != nil {
+		t.Fatal(err)
+	}
+	s.Reload(t, true)
+	if bytes.Equal(old.Marshal(), s.HostKey().Marshal()) {
+		t.Fatal("Reload kept the old key")
+	}
+	if s.Pid() != pid {
+		t.Errorf("sshd re-executes in place on SIGHUP; pid changed %d → %d", pid, s.Pid())
+	}
+	// Connections now see the new key (retrying: the listener reopens just after the banner check).
+	var c *ssh.Client
+	var err error
+	for i := 0; i < 50; i++ {
+		if c, err = dial(t, s, s.ClientSigner, ssh.FixedHostKey(s.HostKey())); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("dial with the new key: %v\n%s", err, s.Log())
+	}
+	c.Close()
+}
