@@ -41,7 +41,10 @@ func TestGenerateAfterAddingANode(t *testing.T) {
 		"--- a/nixos/flake.nix\n+++ b/nixos/flake.nix\n",
 		"+        ritsuko = mkHost \"ritsuko\";\n",
 		"--- /dev/null\n+++ b/nixos/hosts/ritsuko/default.nix\n",
-		dir + ": would create 3, update 1, delete 0 files (dry run, nothing written)\n",
+		// A second node lets Longhorn keep a second copy of each volume.
+		"-        replicas = 1;\n+        replicas = 2;\n",
+		"-          defaultReplicaCount: 1\n+          defaultReplicaCount: 2\n",
+		dir + ": would create 3, update 3, delete 0 files (dry run, nothing written)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -52,7 +55,7 @@ func TestGenerateAfterAddingANode(t *testing.T) {
 	}
 
 	out, _, code = run(t, "generate", "--spec", specPath)
-	if code != 0 || !strings.HasSuffix(out, ": created 3, updated 1, deleted 0 files\n") {
+	if code != 0 || !strings.HasSuffix(out, ": created 3, updated 3, deleted 0 files\n") {
 		t.Fatalf("generate: exit %d\n%s", code, out)
 	}
 	if _, _, code := run(t, "generate", "--spec", specPath, "--dry-run"); code != 0 {

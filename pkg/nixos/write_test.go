@@ -76,7 +76,7 @@ func TestWriteLifecycle(t *testing.T) {
 		"nixos/hosts/ritsuko/default.nix":                Delete,
 		"nixos/hosts/ritsuko/disk-config.nix":            Delete,
 		"nixos/hosts/ritsuko/hardware-configuration.nix": Skip,
-		"nixos/site.nix":                                 Unchanged, // agents are not listed site-wide
+		"nixos/site.nix":                                 Update, // three nodes to two: Longhorn keeps two replicas
 		"nixos/modules/users.nix":                        Unchanged,
 	}
 	for p, a := range want {

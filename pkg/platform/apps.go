@@ -74,8 +74,9 @@ func apps(c *spec.Cluster) []app {
 		{name: "longhorn", namespace: NamespaceLonghorn, wave: waveWorkloads,
 			chartRepo: "https://charts.longhorn.io", chart: "longhorn", version: LonghornChartVersion,
 			values: map[string]any{
-				"service":     map[string]any{"ui": map[string]any{"type": "LoadBalancer", "loadBalancerIP": ips.Longhorn}},
-				"persistence": map[string]any{"defaultClass": true},
+				"service":         map[string]any{"ui": map[string]any{"type": "LoadBalancer", "loadBalancerIP": ips.Longhorn}},
+				"persistence":     map[string]any{"defaultClass": true, "defaultClassReplicaCount": c.StorageReplicas()},
+				"defaultSettings": map[string]any{"defaultReplicaCount": c.StorageReplicas()},
 			}},
 	}
 }

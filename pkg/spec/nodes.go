@@ -133,3 +133,10 @@ func (c *Cluster) DeepCopy() *Cluster {
 	}
 	return &out
 }
+
+// StorageReplicas is how many copies of each Longhorn volume the site keeps: three, or one per
+// node on a smaller site (Longhorn never puts two replicas of a volume on one node, so more
+// replicas than nodes would leave every volume degraded).
+func (c *Cluster) StorageReplicas() int {
+	return min(3, max(1, len(c.Spec.Nodes)))
+}

@@ -54,6 +54,7 @@
       longhorn = {
         enable = true;
         ip = "192.168.1.111";
+        replicas = 3;
       };
     };
   };

@@ -18,6 +18,11 @@ in
       example = "192.168.1.111";
       description = "LoadBalancer address of the Longhorn UI, from the MetalLB pool.";
     };
+    replicas = lib.mkOption {
+      type = lib.types.ints.between 1 3;
+      default = 3;
+      description = "Copies of each volume (and of the default StorageClass's volumes); at most one per node.";
+    };
   };
 
   config = lib.mkIf (cfg.enable && config.nerv.node.role == "server") {
@@ -47,7 +52,11 @@ in
                 type = "LoadBalancer";
                 loadBalancerIP = cfg.ip;
               };
-              persistence.defaultClass = true;
+              persistence = {
+                defaultClass = true;
+                defaultClassReplicaCount = cfg.replicas;
+              };
+              defaultSettings.defaultReplicaCount = cfg.replicas;
             };
           };
         };
