@@ -96,6 +96,14 @@ func (o *NodeOptions) complete() error {
 	return nil
 }
 
+// lookRebuild finds nixos-rebuild, or says how to get it.
+func (o *NodeOptions) lookRebuild() error {
+	if _, err := exec.LookPath(o.NixOSRebuild); err != nil {
+		return Exitf(ExitUsage, "%s not found: it builds the nodes' systems on this machine; install it (nix profile install nixpkgs#nixos-rebuild, or run from a NixOS machine) or pass --nixos-rebuild PATH", o.NixOSRebuild)
+	}
+	return nil
+}
+
 func (o *NodeOptions) flakeDir() string {
 	return filepath.Join(filepath.Dir(o.SpecPath), nixos.Root)
 }
@@ -266,6 +274,15 @@ func (o *NodeApplyOptions) Run(ctx context.Context) error {
 	}
 	if o.DryRun {
 		return o.dryRun(ctx, cs)
+	}
+	// Missing tools are found before any node is touched, not at its install step.
+	if o.Upgrade {
+		if _, err := exec.LookPath("nix"); err != nil {
+			return Exitf(ExitUsage, "node upgrade needs nix on this machine to update the flake inputs (nix flake update): install Nix, or run `nix flake update` in %s elsewhere, commit flake.lock and use `kubectl nerv node apply`", o.flakeDir())
+		}
+	}
+	if err := o.lookRebuild(); err != nil {
+		return err
 	}
 	var machine *rollout.NixOS
 	if machine, err = o.machine(); err != nil {
@@ -621,6 +638,9 @@ func (o *NodeRollbackOptions) Run(ctx context.Context) error {
 	n, ok := o.cluster.Node(o.Node)
 	if !ok {
 		return Exitf(ExitUsage, "node %q is not in the cluster spec %s", o.Node, o.SpecPath)
+	}
+	if err := o.lookRebuild(); err != nil {
+		return err
 	}
 	m := &rollout.NixOS{FlakeDir: o.flakeDir(), Rebuild: o.NixOSRebuild, User: o.SSHUser, IdentityFile: o.IdentityFile, KnownHostsFile: o.KnownHostsFile, Addresses: o.addresses}
 	t := rollout.Target{Name: n.Name, Role: n.Role, IP: n.IP}

@@ -325,6 +325,23 @@ func TestNodeCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("apply without nixos-rebuild stops before any node", func(t *testing.T) {
+		t.Setenv("PATH", bin+"-none")
+		_, errOut, code := run(t, append(append([]string{"node", "apply", "--all"}, common...), sshFlags...)...)
+		if code != ExitUsage || !strings.Contains(errOut, "nixos-rebuild not found") {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		nodes, err := env.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes.Items {
+			if n.Spec.Unschedulable {
+				t.Errorf("%s was cordoned", n.Name)
+			}
+		}
+	})
+
 	t.Run("remove an agent", func(t *testing.T) {
 		hostDir := filepath.Join(flake, "hosts", "sachiel")
 		if _, err := os.Stat(hostDir); err != nil {
