@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nerv-platform/nerv/internal/sshtest"
 	"github.com/nerv-platform/nerv/internal/testenv"
@@ -54,6 +55,12 @@ cp "$extra/etc/ssh/ssh_host_ed25519_key.pub" "$rec/hostkey.pub"
 echo "### installing NixOS"
 echo "building the closure" >&2
 if [ -n "$hw" ]; then echo '{ generatedBy = "nixos-anywhere"; }' > "$hw"; fi
+# "Reboot into the installed system": sshd takes the staged host key, k3s writes its kubeconfig.
+if [ -n "$NERV_TEST_SSHD_PID" ]; then
+  cp "$extra/etc/ssh/ssh_host_ed25519_key" "$NERV_TEST_SSHD_HOSTKEY"
+  kill -HUP "$NERV_TEST_SSHD_PID"
+fi
+if [ -n "$NERV_TEST_K3S_YAML" ]; then printf '%s' "$NERV_TEST_K3S_CONTENT" > "$NERV_TEST_K3S_YAML"; fi
 if [ -n "$NERV_TEST_HANG" ]; then
   trap 'echo SIGINT > "$rec/signal"; exit 130' INT
   touch "$rec/started"
@@ -628,5 +635,86 @@ func TestNameTakenByANodeOutsideTheSpec(t *testing.T) {
 	_, err := Run(ctx, f.opts)
 	if err == nil || !strings.Contains(err.Error(), "gendo is already a Node of the cluster but not in") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The first server of a new cluster: no cluster to ask before the install; after it, the
+// machine comes back with the host key join staged (sshd is reloaded with it), join fetches
+// k3s' kubeconfig over SSH verified against that key, merges it as context "nerv", and
+// watches the Node through that context.
+func TestJoinFirstServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.StartKwok(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, "misato", "192.168.1.100", spec.RoleServer)
+	c, _ := spec.Load(f.specPath)
+	c.Spec.Nodes = nil
+	if err := spec.Write(f.specPath, c); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.AddCommand(t, "nixos-generate-config", fakeHardwareConfig)
+	remote := filepath.Join(t.TempDir(), "k3s.yaml")
+	t.Setenv("NERV_TEST_SSHD_PID", strconv.Itoa(f.srv.Pid()))
+	t.Setenv("NERV_TEST_SSHD_HOSTKEY", f.srv.HostKeyPath)
+	t.Setenv("NERV_TEST_K3S_YAML", remote)
+	t.Setenv("NERV_TEST_K3S_CONTENT", k3sKubeconfig)
+	f.opts.RemoteKubeconfig = remote
+	f.opts.Kubeconfig = filepath.Join(t.TempDir(), "kube", "config")
+	var contexts []string
+	f.opts.Kube = func(kubeContext string) (kubernetes.Interface, error) {
+		// The merged context points at 192.168.1.100, which tests never contact: the test
+		// records which context join asked for and answers with the test apiserver.
+		contexts = append(contexts, kubeContext)
+		return env.Clientset, nil
+	}
+	old := kubeconfigRetry
+	kubeconfigRetry = 200 * time.Millisecond
+	defer func() { kubeconfigRetry = old }()
+	registerWhenInstalled(t, ctx, f, "misato", "192.168.1.100", "server")
+
+	res, err := Run(ctx, f.opts)
+	if err != nil {
+		t.Fatalf("join: %v\n%s", err, f.out)
+	}
+	want := map[string]Outcome{StepPreflight: OK, StepPlan: OK, StepInstall: OK, StepKubeconfig: OK, StepWait: OK, StepLabel: OK, StepSummary: OK}
+	got := outcomes(res)
+	if got[StepWait] == AlreadyDone {
+		// The node may turn Ready while the kubeconfig step waits for sshd and k3s.
+		got[StepWait] = OK
+	}
+	if !equalOutcomes(got, want) {
+		t.Errorf("outcomes %v, want %v\n%s", got, want, f.out)
+	}
+	if !strings.Contains(f.out.String(), "first server: it initialises the cluster") {
+		t.Errorf("preflight did not say it skipped the cluster check:\n%s", f.out)
+	}
+	if len(contexts) == 0 || contexts[0] != "nerv" {
+		t.Errorf("Kube contexts asked for: %q, want the merged \"nerv\" first", contexts)
+	}
+	c, _ = spec.Load(f.specPath)
+	if n, ok := c.Node("misato"); !ok || !n.ClusterInit || n.Role != "server" {
+		t.Errorf("spec node %+v", n)
+	}
+	cfg, err := clientcmd.LoadFromFile(f.opts.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CurrentContext != "nerv" || cfg.Clusters["nerv"].Server != "https://192.168.1.100:6443" {
+		t.Errorf("kubeconfig: current %q, clusters %v", cfg.CurrentContext, cfg.Clusters)
+	}
+	// known_hosts now holds the installed system's key, the one sshd serves.
+	f.srv.Reload(t, false)
+	kh, _ := os.ReadFile(f.srv.KnownHostsFile)
+	if string(kh) != f.srv.KnownHostsLine() {
+		t.Errorf("known_hosts:\n%s\nwant:\n%s", kh, f.srv.KnownHostsLine())
+	}
+	n, err := env.Clientset.CoreV1().Nodes().Get(ctx, "misato", metav1.GetOptions{})
+	if err != nil || n.Labels["nerv.dev/role"] != "server" || n.Labels["node-role.kubernetes.io/control-plane"] != "true" {
+		t.Errorf("labels %v %v", n.Labels, err)
+	}
+	if res.Context != "nerv" || !strings.Contains(f.out.String(), `context "nerv"`) {
+		t.Errorf("summary/result context %q:\n%s", res.Context, f.out)
 	}
 }
