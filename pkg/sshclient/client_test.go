@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/nerv-platform/nerv/internal/sshtest"
 )
@@ -348,4 +349,54 @@ func writeTestKey(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "id")
 	os.WriteFile(p, pemEncode(block), 0o600)
 	return p
+}
+
+func TestReplaceKnownHost(t *testing.T) {
+	_, a, _ := ed25519.GenerateKey(rand.Reader)
+	_, b, _ := ed25519.GenerateKey(rand.Reader)
+	oldKey, _ := ssh.NewSignerFromKey(a)
+	newKey, _ := ssh.NewSignerFromKey(b)
+	old := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(oldKey.PublicKey())))
+	hashed := knownhosts.HashHostname("10.0.0.7")
+	content := strings.Join([]string{
+		"# a comment stays",
+		"10.0.0.7 " + old,
+		"[10.0.0.7]:2222 " + old, // another port is another host
+		"10.0.0.7,alias.example " + old,
+		hashed + " " + old,
+		"other.example " + old,
+		"@cert-authority *.example " + old,
+	}, "\n") + "\n"
+	file := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(file, []byte(content), 0o640)
+	if err := ReplaceKnownHost(file, "10.0.0.7:22", newKey.PublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(file)
+	want := strings.Join([]string{
+		"# a comment stays",
+		"[10.0.0.7]:2222 " + old,
+		"alias.example " + old,
+		"other.example " + old,
+		"@cert-authority *.example " + old,
+		knownhosts.Line([]string{"10.0.0.7"}, newKey.PublicKey()),
+	}, "\n") + "\n"
+	if string(got) != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+	// The result verifies the new key and no longer the old one.
+	cb, err := knownhosts.New(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &net.TCPAddr{IP: net.ParseIP("10.0.0.7"), Port: 22}
+	if err := cb("10.0.0.7:22", addr, newKey.PublicKey()); err != nil {
+		t.Errorf("new key: %v", err)
+	}
+	if err := cb("10.0.0.7:22", addr, oldKey.PublicKey()); err == nil {
+		t.Error("old key still accepted")
+	}
 }
