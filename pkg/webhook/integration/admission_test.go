@@ -298,3 +298,34 @@ func TestBadConfigKeepsLastGood(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTightenedConfigKeepsExistingObjectsManageable: after limits.cpu becomes required, an
+// existing Deployment can still be scaled and annotated, but a template change must comply.
+func TestTightenedConfigKeepsExistingObjectsManageable(t *testing.T) {
+	r := startWebhook(t)
+	createNamespace(t, "tight", nil)
+	createNetworkPolicy(t, r, defaultDeny("tight", "default-deny"))
+	if _, err := env.Clientset.AppsV1().Deployments("tight").Create(ctx(t), deployment("tight", "web", limits()), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setConfig(t, r, strings.Replace(policyYAML, "    mode: enforce\n", "    mode: enforce\n    required: [requests.cpu, requests.memory, limits.memory, limits.cpu]\n", 1),
+		func(c *policy.Config) bool { return len(c.Policies.Resources.Required) == 4 })
+	t.Cleanup(func() {
+		setConfig(t, r, policyYAML, func(c *policy.Config) bool { return len(c.Policies.Resources.Required) == 3 })
+	})
+
+	d, err := env.Clientset.AppsV1().Deployments("tight").Get(ctx(t), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Replicas = new(int32)
+	d.Annotations = map[string]string{"team": "shop"}
+	if d, err = env.Clientset.AppsV1().Deployments("tight").Update(ctx(t), d, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("scaling an existing Deployment under a tightened config: %v", err)
+	}
+	d.Spec.Template.Spec.Containers[0].Image = "registry.example/app:2"
+	_, err = env.Clientset.AppsV1().Deployments("tight").Update(ctx(t), d, metav1.UpdateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "spec.template.spec.containers[0].resources.limits.cpu") {
+		t.Fatalf("changing the template must meet the new config: err = %v", err)
+	}
+}
