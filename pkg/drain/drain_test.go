@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/nerv-platform/nerv/internal/testenv"
@@ -62,7 +63,22 @@ func pool(t *testing.T, ctx context.Context, name string, nodes ...string) {
 
 func addNode(t *testing.T, ctx context.Context, pool, name string) {
 	t.Helper()
-	if _, err := env.CreateNode(ctx, testenv.Node{Name: name, IP: "10.0.0.1", Labels: map[string]string{"pool": pool}}); err != nil {
+	// testenv.CreateNode retries its status write once; with kube-controller-manager's node
+	// controllers and kwok all writing the new Node's status, that is not always enough here.
+	want := testenv.NodeObject(testenv.Node{Name: name, IP: "10.0.0.1", Labels: map[string]string{"pool": pool}})
+	if _, err := env.Clientset.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := env.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.Addresses, cur.Status.Capacity, cur.Status.Allocatable = want.Status.Addresses, want.Status.Capacity, want.Status.Allocatable
+		_, err = env.Clientset.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.WaitNodeReady(ctx, name); err != nil {
