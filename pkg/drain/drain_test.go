@@ -200,9 +200,13 @@ func TestDrainEvictsWorkloadsAndSkipsDaemonSetMirrorAndFinishedPods(t *testing.T
 
 	// A second node for the evicted replicas to move to.
 	addNode(t, ctx, ns, "evict-b")
-	var logs []string
+	var (
+		logMu sync.Mutex
+		logs  []string
+	)
+	// Log is called from each pod's eviction goroutine.
 	rep, err := Drain(ctx, env.Clientset, "evict-a", Options{Timeout: time.Minute, GracePeriod: KeepGracePeriod, PollInterval: 100 * time.Millisecond,
-		Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }})
+		Log: func(f string, a ...any) { logMu.Lock(); defer logMu.Unlock(); logs = append(logs, fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		t.Fatalf("Drain: %v", err)
 	}

@@ -380,7 +380,10 @@ func TestKernelChangeRebootsAndWaitsForANewBootID(t *testing.T) {
 	go func() {
 		for ctx.Err() == nil {
 			if _, err := os.Stat(marker); err == nil {
-				setBootID(t, ctx, "ritsuko", "boot-2")
+				patch := []byte(`{"status":{"nodeInfo":{"bootID":"boot-2"}}}`)
+				if _, err := env.Clientset.CoreV1().Nodes().Patch(ctx, "ritsuko", "application/merge-patch+json", patch, metav1.PatchOptions{}, "status"); err != nil {
+					t.Errorf("playing the rebooted kubelet: %v", err)
+				}
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
