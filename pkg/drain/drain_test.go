@@ -206,7 +206,11 @@ func TestDrainEvictsWorkloadsAndSkipsDaemonSetMirrorAndFinishedPods(t *testing.T
 	)
 	// Log is called from each pod's eviction goroutine.
 	rep, err := Drain(ctx, env.Clientset, "evict-a", Options{Timeout: time.Minute, GracePeriod: KeepGracePeriod, PollInterval: 100 * time.Millisecond,
-		Log: func(f string, a ...any) { logMu.Lock(); defer logMu.Unlock(); logs = append(logs, fmt.Sprintf(f, a...)) }})
+		Log: func(f string, a ...any) {
+			logMu.Lock()
+			defer logMu.Unlock()
+			logs = append(logs, fmt.Sprintf(f, a...))
+		}})
 	if err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
