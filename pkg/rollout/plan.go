@@ -134,7 +134,18 @@ func (p *Plan) Render(w io.Writer) error {
 		fmt.Fprintf(&b, "%d. %-6s %s\n", i+1, batch.Role, strings.Join(names, ", "))
 	}
 	if len(p.Batches) > 0 {
-		fmt.Fprintf(&b, "\nagents %d at a time, then servers one at a time; each node: %s\n", p.MaxUnavailable, strings.Join(StepNames, " → "))
+		var order []string
+		roles := map[string]bool{}
+		for _, batch := range p.Batches {
+			roles[batch.Role] = true
+		}
+		if roles[spec.RoleAgent] {
+			order = append(order, fmt.Sprintf("agents %d at a time", p.MaxUnavailable))
+		}
+		if roles[spec.RoleServer] {
+			order = append(order, "servers one at a time")
+		}
+		fmt.Fprintf(&b, "\n%s; each node: %s\n", strings.Join(order, ", then "), strings.Join(StepNames, " → "))
 	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(&b, "warning: %s\n", w)

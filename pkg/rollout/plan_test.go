@@ -133,9 +133,23 @@ func TestPlanRender(t *testing.T) {
 	if !strings.HasPrefix(b.String(), want) {
 		t.Errorf("render:\n%s\nwant prefix:\n%s", b.String(), want)
 	}
-	for _, s := range []string{"agents 2 at a time", "preflight → cordon → drain → install → kernel → switch|reboot → ready → uncordon → check", "warning: the cluster has 1 server"} {
+	for _, s := range []string{"agents 2 at a time, then servers one at a time;", "preflight → cordon → drain → install → kernel → switch|reboot → ready → uncordon → check", "warning: the cluster has 1 server"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("render lacks %q:\n%s", s, b.String())
 		}
+	}
+}
+
+func TestPlanRenderAgentsOnly(t *testing.T) {
+	p, err := NewPlan(specWith(t, "s1:server", "a1:agent"), []string{"a1"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := p.Render(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "\nagents 1 at a time; each node:") || strings.Contains(b.String(), "servers") {
+		t.Errorf("agent-only plan:\n%s", b.String())
 	}
 }
