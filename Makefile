@@ -17,8 +17,10 @@ PROGRAMS := kubectl-nerv argocd-sops-plugin nerv-webhook
 # toolchain from the Go module proxy. The main module stays on the machine's Go.
 ARGOCD_GOTOOLCHAIN := go1.27.3
 
-# Fuzz targets `make test` runs briefly: <package>:<FuzzName>.
-FUZZ_TARGETS ?=
+# Fuzz targets `make test` runs briefly, found in the tests: ./<package dir>:<FuzzName>.
+FUZZ_TARGETS ?= $(shell git grep -h -o -E '^func Fuzz[A-Za-z0-9_]+' -- '*_test.go' >/dev/null 2>&1 && \
+  git grep -n -E '^func Fuzz[A-Za-z0-9_]+' -- '*_test.go' ':!test/' | \
+  sed -E 's@^(.*)/[^/]+_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]+).*@./\1:\2@')
 FUZZ_TIME    ?= 10s
 
 .PHONY: build assets test fmt-check vet unit fuzz test-nested demo demo-down bench clean release
