@@ -7,7 +7,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -15,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/client-go/util/retry"
 )
 
 // Kwok marks the nodes kwok manages; nothing else in a test cluster carries it.
@@ -129,25 +129,27 @@ func (e *Env) CreateNode(ctx context.Context, n Node) (*corev1.Node, error) {
 		n.KubeletVersion = v.GitVersion
 	}
 	want := NodeObject(n)
-	created, err := e.Clientset.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
+	_, err := e.Clientset.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("testenv: creating node %s: %w", n.Name, err)
 	}
-	created.Status.NodeInfo = want.Status.NodeInfo
-	created.Status.Addresses = want.Status.Addresses
-	created.Status.Capacity = want.Status.Capacity
-	created.Status.Allocatable = want.Status.Allocatable
-	updated, err := e.Clientset.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		// kwok raced us to the status; its initialisation keeps our fields when we retry.
-		cur, gerr := e.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-		if gerr != nil {
-			return nil, fmt.Errorf("testenv: node %s: %w", n.Name, gerr)
+	// kwok and kube-controller-manager write node status too; re-read and retry on conflict.
+	var updated *corev1.Node
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := e.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
 		}
 		cur.Status.NodeInfo.KubeletVersion = want.Status.NodeInfo.KubeletVersion
+		cur.Status.NodeInfo.Architecture = want.Status.NodeInfo.Architecture
+		cur.Status.NodeInfo.OperatingSystem = want.Status.NodeInfo.OperatingSystem
+		cur.Status.NodeInfo.OSImage = want.Status.NodeInfo.OSImage
 		cur.Status.Addresses = want.Status.Addresses
+		cur.Status.Capacity = want.Status.Capacity
+		cur.Status.Allocatable = want.Status.Allocatable
 		updated, err = e.Clientset.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-	}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("testenv: setting status of node %s: %w", n.Name, err)
 	}
