@@ -133,6 +133,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Steps = []StepResult{r}
 		return res, &StepError{Step: StepPreflight, Usage: true, Err: err}
 	}
+	if !j.inSpec && stepIndex(o.FromStep) > stepIndex(StepPlan) {
+		err := usagef("--from-step %s: %s is not in %s yet; start at the plan step (or leave out --from-step)", o.FromStep, o.Node, o.SpecPath)
+		return res, &StepError{Step: StepPreflight, Usage: true, Err: err}
+	}
 	var err error
 	res.Steps, err = runSteps(ctx, o.Out, steps, o.FromStep)
 	res.Plan = j.planned
@@ -270,4 +274,14 @@ func (j *joiner) client() (kubernetes.Interface, error) {
 	}
 	j.kube = k
 	return k, nil
+}
+
+// stepIndex is the position of a step in StepNames (-1 for "").
+func stepIndex(name string) int {
+	for i, n := range StepNames {
+		if n == name {
+			return i
+		}
+	}
+	return -1
 }

@@ -718,3 +718,13 @@ func TestJoinFirstServer(t *testing.T) {
 		t.Errorf("summary/result context %q:\n%s", res.Context, f.out)
 	}
 }
+
+func TestFromStepNeedsTheNodeInTheSpec(t *testing.T) {
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "nerv.yaml")
+	os.WriteFile(specPath, spec.Example(), 0o644)
+	_, err := Run(context.Background(), Options{Node: "ritsuko", IP: "192.168.1.101", SpecPath: specPath, FromStep: StepInstall})
+	if err == nil || !strings.Contains(err.Error(), "ritsuko is not in "+specPath+" yet") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -10,12 +10,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
+
+// clusterCheckTimeout bounds the preflight's question to the cluster.
+const clusterCheckTimeout = 20 * time.Second
 
 // MinMemoryKiB is the least RAM nixos-anywhere's kexec installer works with (1.5 GiB).
 const MinMemoryKiB = 1536 * 1024
@@ -135,7 +139,10 @@ func (j *joiner) checkCluster(ctx context.Context) (bool, string, error) {
 	if err != nil {
 		return false, "", usagef("connecting to the cluster: %w (the kubeconfig must reach an existing server before an agent or extra server can join)", err)
 	}
-	node, err := k.CoreV1().Nodes().Get(ctx, j.o.Node, metav1.GetOptions{})
+	// A cluster that does not answer should fail the preflight promptly, not hang.
+	gctx, cancel := context.WithTimeout(ctx, clusterCheckTimeout)
+	defer cancel()
+	node, err := k.CoreV1().Nodes().Get(gctx, j.o.Node, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, fmt.Sprintf("cluster reachable, %s is not a Node yet", j.o.Node), nil
