@@ -253,9 +253,12 @@ func runChecks(ctx context.Context, snap *Snapshot, checks []Check, only []int, 
 	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	// Filled before any check starts: the checks delete from it concurrently.
 	pending := map[string]bool{}
 	for _, idx := range only {
 		pending[checks[idx].ID] = true
+	}
+	for _, idx := range only {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
