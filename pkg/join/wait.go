@@ -98,10 +98,18 @@ func (j *joiner) wait(ctx context.Context) (string, error) {
 	progress()
 	ticker := time.NewTicker(o.Progress)
 	defer ticker.Stop()
+	// The progress goroutine writes to o.Out: it must have ended before wait returns and the
+	// caller writes there again.
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	defer func() { close(stopProgress); <-progressDone }()
 	go func() {
+		defer close(progressDone)
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-stopProgress:
 				return
 			case <-ticker.C:
 				progress()
