@@ -18,7 +18,8 @@ func TestCommand(t *testing.T) {
 		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 		cmd := cli.NewRootCommand(streams)
 		cmd.SetArgs(append([]string{"doctor", "--kubeconfig", env.Kubeconfig}, args...))
-		return out.String(), errOut.String(), cli.Execute(cmd, streams)
+		code := cli.Execute(cmd, streams) // before reading the buffers it fills
+		return out.String(), errOut.String(), code
 	}
 
 	// The kubernetes category on its own passes once a node exists (kwok keeps it Ready);
