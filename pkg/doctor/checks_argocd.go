@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,7 +52,7 @@ func argocdChecks() []Check {
 		{
 			ID: "argocd-age-key", Category: CategoryArgoCD, Severity: SeverityError,
 			Name: "age key Secret matches a spec recipient",
-			Hint: "create the Secret from the private key whose public key is in spec.sops.ageRecipients: kubectl -n argocd create secret generic sops-age-key --from-file=keys.txt=KEYFILE",
+			Hint: "create the Secret from the private key whose public key is in spec.sops.ageRecipients: kubectl -n argocd create secret generic argocd-sops-age-key --from-file=keys.txt=KEYFILE",
 			Run:  checkAgeKey,
 		},
 		{
@@ -192,8 +193,36 @@ func servesSopsPlugin(pod *corev1.PodSpec, c *corev1.Container) bool {
 	return false
 }
 
+// ageKeySecret is the Secret the sops sidecar mounts (the first Secret volume it mounts; the
+// key is the volume's single item, else keys.txt), or DefaultAgeKeySecret.
+func ageKeySecret(d *appsv1.Deployment) SecretKeyRef {
+	if d == nil {
+		return DefaultAgeKeySecret
+	}
+	pod := &d.Spec.Template.Spec
+	for i := range pod.Containers {
+		c := &pod.Containers[i]
+		if !runsCMPServer(c) || !servesSopsPlugin(pod, c) {
+			continue
+		}
+		for _, m := range c.VolumeMounts {
+			for _, v := range pod.Volumes {
+				if v.Name != m.Name || v.Secret == nil {
+					continue
+				}
+				ref := SecretKeyRef{Namespace: d.Namespace, Name: v.Secret.SecretName, Key: DefaultAgeKeySecret.Key}
+				if len(v.Secret.Items) == 1 {
+					ref.Key = v.Secret.Items[0].Key
+				}
+				return ref
+			}
+		}
+	}
+	return DefaultAgeKeySecret
+}
+
 func checkAgeKey(ctx context.Context, s *Snapshot) Outcome {
-	skip, err := namespaceInstalled(ctx, s, "argocd", s.AgeKeySecret.Namespace)
+	skip, err := namespaceInstalled(ctx, s, "argocd", argocdNamespace)
 	if err != nil {
 		return fromError(err)
 	}
@@ -201,6 +230,13 @@ func checkAgeKey(ctx context.Context, s *Snapshot) Outcome {
 		return Skipf("%s", skip)
 	}
 	ref := s.AgeKeySecret
+	if ref == (SecretKeyRef{}) {
+		ds, err := s.Deployments(ctx)
+		if err != nil {
+			return fromError(err)
+		}
+		ref = ageKeySecret(findDeployment(ds, argocdNamespace, "argocd-repo-server"))
+	}
 	// One GET by name: the only Secret doctor reads. Its content never leaves this function;
 	// only the public key derived from it is reported.
 	sec, err := s.Client.CoreV1().Secrets(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})

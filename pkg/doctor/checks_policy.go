@@ -42,12 +42,16 @@ func isDefaultDeny(np *networkingv1.NetworkPolicy) bool {
 // auditedNamespaces returns the namespaces the policies apply to (not exempt, not being
 // deleted), with their labels.
 func auditedNamespaces(ctx context.Context, s *Snapshot) (map[string]*corev1.Namespace, error) {
+	engine, _, err := s.PolicyEngine(ctx)
+	if err != nil {
+		return nil, err
+	}
 	nss, err := s.Namespaces(ctx)
 	if err != nil {
 		return nil, err
 	}
 	exempt := map[string]bool{}
-	for _, n := range s.Policy.Config().ExemptNamespaces {
+	for _, n := range engine.Config().ExemptNamespaces {
 		exempt[n] = true
 	}
 	out := map[string]*corev1.Namespace{}
@@ -164,11 +168,15 @@ func checkWorkloadPolicy(ctx context.Context, s *Snapshot) Outcome {
 		}
 	}
 
+	engine, from, err := s.PolicyEngine(ctx)
+	if err != nil {
+		return fromError(err)
+	}
 	var bad []string
 	violating := 0
 	for _, o := range objs {
 		m, _ := metaOf(o)
-		d, err := s.Policy.Evaluate(policy.Request{Object: o}, views[m.Namespace])
+		d, err := engine.Evaluate(policy.Request{Object: o}, views[m.Namespace])
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("%s/%s: %v", m.Namespace, m.Name, err))
 			continue
@@ -182,9 +190,9 @@ func checkWorkloadPolicy(ctx context.Context, s *Snapshot) Outcome {
 	}
 	sort.Strings(bad)
 	if len(bad) > 0 {
-		return Failf(bad, "%d of %d workloads violate NERV policies", violating, len(objs))
+		return Failf(bad, "%d of %d workloads violate NERV policies (judged by %s)", violating, len(objs), from)
 	}
-	return Passf("%d workloads in %d audited namespaces comply", len(objs), len(nss))
+	return Passf("%d workloads in %d audited namespaces comply with %s", len(objs), len(nss), from)
 }
 
 // metaOf returns the object metadata of a typed object.

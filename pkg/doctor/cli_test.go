@@ -18,7 +18,7 @@ func TestCommand(t *testing.T) {
 		streams, _, out, errOut := genericiooptions.NewTestIOStreams()
 		cmd := cli.NewRootCommand(streams)
 		cmd.SetArgs(append([]string{"doctor", "--kubeconfig", env.Kubeconfig}, args...))
-		code := cli.Execute(cmd, streams) // before reading the buffers it fills
+		code := cli.Execute(cmd, streams)
 		return out.String(), errOut.String(), code
 	}
 
@@ -27,7 +27,7 @@ func TestCommand(t *testing.T) {
 	out, errOut, code := run("--category", "kubernetes", "-o", "json")
 	var rep doctor.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("-o json is not a report: %v\n%s\n%s", err, out, errOut)
+		t.Fatalf("-o json is not a report (exit %d): %v\n%s\n%s", code, err, out, errOut)
 	}
 	if rep.APIVersion != doctor.ReportAPIVersion || rep.Kind != doctor.ReportKind || len(rep.Results) == 0 {
 		t.Fatalf("report: %+v", rep)

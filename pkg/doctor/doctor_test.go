@@ -220,10 +220,10 @@ func TestDoctor(t *testing.T) {
 			return func() { setRepoServer(t, ctx, true) }
 		}},
 		{"argocd-age-key", StatusFail, "key in the Secret: " + other.Recipient().String(), func(t *testing.T) func() {
-			_, err := cs.CoreV1().Secrets("argocd").Update(ctx, ageKeySecret(other), metav1.UpdateOptions{})
+			_, err := cs.CoreV1().Secrets("argocd").Update(ctx, ageKeySecretObject(other), metav1.UpdateOptions{})
 			must(t, err)
 			return func() {
-				_, err := cs.CoreV1().Secrets("argocd").Update(ctx, ageKeySecret(st.key), metav1.UpdateOptions{})
+				_, err := cs.CoreV1().Secrets("argocd").Update(ctx, ageKeySecretObject(st.key), metav1.UpdateOptions{})
 				must(t, err)
 			}
 		}},
@@ -292,19 +292,19 @@ func TestDoctor(t *testing.T) {
 			must(t, err)
 			return func() { must(t, cs.StorageV1().StorageClasses().Delete(ctx, "local-path", metav1.DeleteOptions{})) }
 		}},
-		{"nerv-webhook-config", StatusFail, "pods.nerv.dev: failurePolicy Ignore", func(t *testing.T) func() {
+		{"nerv-webhook-config", StatusFail, "policy.nerv.dev: failurePolicy Ignore", func(t *testing.T) func() {
 			restore := editWebhook(t, ctx, func(w *admissionregistrationv1.ValidatingWebhook) {
 				w.FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
 			})
 			return restore
 		}},
-		{"nerv-webhook-ca", StatusFail, `pods.nerv.dev: CA "test-ca" expired on`, func(t *testing.T) func() {
+		{"nerv-webhook-ca", StatusFail, `policy.nerv.dev: CA "test-ca" expired on`, func(t *testing.T) func() {
 			expired := selfSignedCA(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 			return editWebhook(t, ctx, func(w *admissionregistrationv1.ValidatingWebhook) { w.ClientConfig.CABundle = expired })
 		}},
 		{"nerv-webhook-denies", StatusFail, "was admitted (dry run)", func(t *testing.T) func() {
-			webhookAdmitsAll.Store(true)
-			return func() { webhookAdmitsAll.Store(false) }
+			webhookHandler.SetEngine(testEngine(t, true)) // the resources policy in audit mode
+			return func() { webhookHandler.SetEngine(testEngine(t, false)) }
 		}},
 		{"policy-default-deny", StatusWarn, "traefik", func(t *testing.T) func() {
 			must(t, cs.NetworkingV1().NetworkPolicies(traefikNamespace).Delete(ctx, "default-deny", metav1.DeleteOptions{}))
@@ -354,6 +354,10 @@ func TestDoctor(t *testing.T) {
 
 	t.Run("webhook endpoints through a Service", func(t *testing.T) {
 		testWebhookEndpoints(t, ctx)
+	})
+
+	t.Run("policy audit judges by the cluster's policy ConfigMap", func(t *testing.T) {
+		testPolicyConfigMap(t, ctx)
 	})
 
 	t.Run("RBAC-limited user gets skipped checks", func(t *testing.T) {
@@ -479,5 +483,43 @@ func testLimitedUser(t *testing.T, ctx context.Context, st *site) {
 	}
 	if rep.Failed() {
 		t.Error("a user without rights must get skips, not failures")
+	}
+}
+
+// testPolicyConfigMap checks that the audit uses nerv-webhook's own config, as the webhook
+// would judge, and refuses an invalid one.
+func testPolicyConfigMap(t *testing.T, ctx context.Context) {
+	cs := env.Clientset
+	tmpl := podTemplate("greedy")
+	tmpl.Spec.Containers[0].Resources = corev1.ResourceRequirements{}
+	createDeployment(t, ctx, traefikNamespace, "greedy", 1, tmpl)
+	defer func() {
+		must(t, cs.AppsV1().Deployments(traefikNamespace).Delete(ctx, "greedy", metav1.DeleteOptions{}))
+	}()
+
+	r := result(t, runDoctor(t, env.Config, nil, "policy-workloads"), "policy-workloads")
+	if r.Status != StatusWarn || !strings.Contains(r.Message, "judged by the default policy (no ConfigMap nerv-system/nerv-webhook-policy)") {
+		t.Errorf("without a ConfigMap: %s", describe(r))
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: PolicyConfigMap.Name, Namespace: PolicyConfigMap.Namespace},
+		Data: map[string]string{PolicyConfigMap.Key: `apiVersion: nerv.dev/v1alpha1
+kind: PolicyConfig
+exemptNamespaces: [kube-system, kube-public, kube-node-lease, nerv-system, traefik]
+`},
+	}
+	cm, err := cs.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	must(t, err)
+	defer func() { must(t, cs.CoreV1().ConfigMaps(cm.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})) }()
+	r = result(t, runDoctor(t, env.Config, nil, "policy-workloads"), "policy-workloads")
+	if r.Status != StatusPass || !strings.Contains(r.Message, "comply with ConfigMap nerv-system/nerv-webhook-policy key policy.yaml") {
+		t.Errorf("traefik exempt by the ConfigMap: %s", describe(r))
+	}
+	cm.Data[PolicyConfigMap.Key] = "apiVersion: nerv.dev/v1alpha1\nkind: PolicyConfig\npolicies:\n  resources:\n    mode: block\n"
+	_, err = cs.CoreV1().ConfigMaps(cm.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	must(t, err)
+	r = result(t, runDoctor(t, env.Config, nil, "policy-workloads"), "policy-workloads")
+	if r.Status != StatusWarn || !strings.Contains(r.Message, "policies.resources.mode") {
+		t.Errorf("invalid ConfigMap: %s", describe(r))
 	}
 }

@@ -3,15 +3,15 @@ package doctor
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/nerv-platform/nerv/internal/testenv"
 	"github.com/nerv-platform/nerv/pkg/policy"
+	nervwebhook "github.com/nerv-platform/nerv/pkg/webhook"
 )
 
 var env *testenv.Env
@@ -27,9 +28,9 @@ var env *testenv.Env
 // tests' objects never pass through it.
 const enforceLabel = "doctor-test/enforce"
 
-// webhookAdmitsAll turns the test webhook into one that admits everything: a broken
-// enforcement for the dry-run check to find.
-var webhookAdmitsAll atomic.Bool
+// webhookHandler is nerv-webhook's own admission handler (pkg/webhook) serving the test
+// configuration; tests swap its engine to break enforcement.
+var webhookHandler *nervwebhook.Handler
 
 func TestMain(m *testing.M) {
 	testenv.Main(m, &env,
@@ -46,7 +47,7 @@ func nervWebhookConfig() *admissionregistrationv1.ValidatingWebhookConfiguration
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: webhookConfig},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name: "pods.nerv.dev",
+			Name: "policy.nerv.dev",
 			ClientConfig: admissionregistrationv1.WebhookClientConfig{
 				Service: &admissionregistrationv1.ServiceReference{Namespace: webhookNamespace, Name: webhookService, Path: ptr.To("validate")},
 			},
@@ -68,10 +69,34 @@ var serverOnce struct {
 	err  error
 }
 
-// startWebhookServer serves the test webhook where envtest pointed the configuration: the
-// real policy engine (resources enforced, network only audited, so that the probe is denied
-// for the reason the check looks for), answering through controller-runtime's admission
-// server. It runs until the test binary exits.
+// testEngine is the policy engine the test webhook starts with: resources enforced,
+// network only audited (so that the probe is denied for the reason the check looks for).
+// With audit set, the resources policy is only audited too: enforcement is off.
+func testEngine(t *testing.T, audit bool) *policy.Engine {
+	t.Helper()
+	cfg := policy.DefaultConfig()
+	cfg.Policies.Network.Mode = policy.ModeAudit
+	if audit {
+		cfg.Policies.Resources.Mode = policy.ModeAudit
+	}
+	engine, err := policy.NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine
+}
+
+// staticViews answers the handler's namespace questions with an empty namespace: the test
+// webhook has no informers, and the network policy is only audited.
+type staticViews struct{}
+
+func (staticViews) View(context.Context, string) policy.NamespaceView {
+	return &policy.StaticNamespace{}
+}
+func (staticViews) Synced() bool { return true }
+
+// startWebhookServer serves pkg/webhook's handler where envtest pointed the configuration,
+// through controller-runtime's admission server. It runs until the test binary exits.
 func startWebhookServer(t *testing.T) {
 	t.Helper()
 	if serverOnce.done.Swap(true) {
@@ -80,34 +105,16 @@ func startWebhookServer(t *testing.T) {
 		}
 		return
 	}
-	cfg := policy.DefaultConfig()
-	cfg.Policies.Network.Mode = policy.ModeAudit
-	engine, err := policy.NewEngine(cfg)
+	metrics, err := nervwebhook.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		serverOnce.err = err
 		t.Fatal(err)
 	}
+	webhookHandler = nervwebhook.NewHandler(testEngine(t, false), staticViews{}, metrics, nil, logr.Discard())
 	srv := webhook.NewServer(webhook.Options{
 		Host: env.Webhook.LocalServingHost, Port: env.Webhook.LocalServingPort, CertDir: env.Webhook.LocalServingCertDir,
 	})
-	srv.Register("/validate", &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
-		if webhookAdmitsAll.Load() {
-			return admission.Allowed("")
-		}
-		gvk := req.Kind
-		obj, err := policy.Decode(schemaGVK(gvk.Group, gvk.Version, gvk.Kind), req.Object.Raw)
-		if err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		d, err := engine.Evaluate(policy.Request{Object: obj, Namespace: req.Namespace}, nil)
-		if err != nil {
-			return admission.Errored(http.StatusBadRequest, err)
-		}
-		if d.Denied() {
-			return admission.Denied(d.DenyMessage())
-		}
-		return admission.Allowed("")
-	})})
+	srv.Register("/validate", &admission.Webhook{Handler: webhookHandler})
 	go func() {
 		if err := srv.Start(context.Background()); err != nil {
 			fmt.Fprintf(os.Stderr, "test webhook server: %v\n", err)
@@ -121,8 +128,4 @@ func startWebhookServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func schemaGVK(group, version, kind string) schema.GroupVersionKind {
-	return schema.GroupVersionKind{Group: group, Version: version, Kind: kind}
 }

@@ -228,10 +228,16 @@ func redisPolicy() *networkingv1.NetworkPolicy {
 // patch in manifests/argocd-sops-plugin.
 func repoServerTemplate(withSidecar bool) corev1.PodTemplateSpec {
 	cs := []corev1.Container{container("argocd-repo-server", "entrypoint.sh", "argocd-repo-server")}
+	tmpl := podTemplate("argocd-repo-server", cs...)
 	if withSidecar {
-		cs = append(cs, container(sopsPluginName, "/var/run/argocd/argocd-cmp-server"))
+		sidecar := container(sopsPluginName, "/var/run/argocd/argocd-cmp-server")
+		sidecar.VolumeMounts = []corev1.VolumeMount{{Name: "argocd-sops-age-key", MountPath: "/home/argocd/sops-age", ReadOnly: true}}
+		tmpl.Spec.Containers = append(tmpl.Spec.Containers, sidecar)
+		tmpl.Spec.Volumes = []corev1.Volume{{Name: "argocd-sops-age-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: "argocd-sops-age-key", Items: []corev1.KeyToPath{{Key: "keys.txt", Path: "keys.txt"}},
+		}}}}
 	}
-	return podTemplate("argocd-repo-server", cs...)
+	return tmpl
 }
 
 // custom creates a custom resource (the test CRDs have no status subresource, so the
@@ -288,7 +294,7 @@ func longhornNode(name string) map[string]any {
 	}
 }
 
-func ageKeySecret(key *age.X25519Identity) *corev1.Secret {
+func ageKeySecretObject(key *age.X25519Identity) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: DefaultAgeKeySecret.Name, Namespace: DefaultAgeKeySecret.Namespace},
 		Data: map[string][]byte{DefaultAgeKeySecret.Key: []byte("# created: test\n# public key: " +
@@ -361,7 +367,7 @@ func buildHealthySite(t *testing.T, ctx context.Context) *site {
 	for _, app := range []string{"root", "traefik", "longhorn"} {
 		custom(t, ctx, dyn, kindApplication, "argocd", application(app))
 	}
-	_, err = cs.CoreV1().Secrets("argocd").Create(ctx, ageKeySecret(key), metav1.CreateOptions{})
+	_, err = cs.CoreV1().Secrets("argocd").Create(ctx, ageKeySecretObject(key), metav1.CreateOptions{})
 	must(t, err)
 	_, err = cs.NetworkingV1().NetworkPolicies("argocd").Create(ctx, redisPolicy(), metav1.CreateOptions{})
 	must(t, err)

@@ -20,8 +20,13 @@ import (
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
-// DefaultAgeKeySecret is where manifests/argocd-sops-plugin keeps the plugin's age identity.
-var DefaultAgeKeySecret = SecretKeyRef{Namespace: "argocd", Name: "sops-age-key", Key: "keys.txt"}
+// DefaultAgeKeySecret is where manifests/argocd-sops-plugin keeps the plugin's age identity,
+// used when the sidecar's own Secret volume does not say otherwise.
+var DefaultAgeKeySecret = SecretKeyRef{Namespace: "argocd", Name: "argocd-sops-age-key", Key: "keys.txt"}
+
+// PolicyConfigMap is where manifests/webhook keeps nerv-webhook's policy config; the audit
+// judges by it, as the webhook does.
+var PolicyConfigMap = SecretKeyRef{Namespace: "nerv-system", Name: "nerv-webhook-policy", Key: "policy.yaml"}
 
 // DefaultRetryInterval is the pause between --wait rounds.
 const DefaultRetryInterval = 2 * time.Second
@@ -42,9 +47,11 @@ type Options struct {
 	// Progress, if set, receives a line of progress per second on slow runs and per --wait
 	// round (the CLI passes stderr).
 	Progress io.Writer
-	// PolicyConfig is the policy the audit judges workloads by; policy.DefaultConfig() when nil.
+	// PolicyConfig is the policy the audit judges workloads by. When nil, the cluster's
+	// (ConfigMap PolicyConfigMap, read by name) is used, or policy.DefaultConfig() without one.
 	PolicyConfig *policy.Config
-	// AgeKeySecret is the sops plugin's age key; DefaultAgeKeySecret when zero.
+	// AgeKeySecret is the sops plugin's age key. When zero, the Secret the sidecar mounts is
+	// used, or DefaultAgeKeySecret.
 	AgeKeySecret SecretKeyRef
 	// Checks replaces the built-in checks (AllChecks); for tests and embedders.
 	Checks []Check
@@ -91,16 +98,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = DefaultRetryInterval
 	}
-	if o.AgeKeySecret == (SecretKeyRef{}) {
-		o.AgeKeySecret = DefaultAgeKeySecret
-	}
-	pcfg := o.PolicyConfig
-	if pcfg == nil {
-		pcfg = policy.DefaultConfig()
-	}
-	engine, err := policy.NewEngine(pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("doctor: %w", err)
+	var engine *policy.Engine
+	if o.PolicyConfig != nil {
+		var err error
+		if engine, err = policy.NewEngine(o.PolicyConfig); err != nil {
+			return nil, fmt.Errorf("doctor: %w", err)
+		}
 	}
 	client, dyn, err := clients(o.Config)
 	if err != nil {
@@ -113,7 +116,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	newSnap := func() *Snapshot {
 		s := newSnapshot(ctx, client, dyn)
-		s.Spec, s.Policy, s.AgeKeySecret = o.Spec, engine, o.AgeKeySecret
+		s.Spec, s.policyOverride, s.AgeKeySecret = o.Spec, engine, o.AgeKeySecret
 		return s
 	}
 
@@ -253,12 +256,12 @@ func runChecks(ctx context.Context, snap *Snapshot, checks []Check, only []int, 
 	results := make([]Result, len(checks))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	// Filled before any check starts: the checks delete from it concurrently.
 	pending := map[string]bool{}
 	for _, idx := range only {
+		// Under mu: checks started earlier in this loop delete from pending as they finish.
+		mu.Lock()
 		pending[checks[idx].ID] = true
-	}
-	for _, idx := range only {
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -81,10 +81,11 @@ type Snapshot struct {
 	Dynamic dynamic.Interface
 	// Spec is the cluster spec (--spec), or nil.
 	Spec *spec.Cluster
-	// Policy judges workloads in the policy audit.
-	Policy *policy.Engine
-	// AgeKeySecret is where ArgoCD's sops plugin finds its age identity.
+	// AgeKeySecret, when set, is where ArgoCD's sops plugin finds its age identity; otherwise
+	// the Secret its sidecar mounts.
 	AgeKeySecret SecretKeyRef
+
+	policyOverride *policy.Engine
 	// Now is the time expiry checks compare against.
 	Now time.Time
 
@@ -104,6 +105,7 @@ type Snapshot struct {
 	networkPolicies lazy[[]networkingv1.NetworkPolicy]
 	storageClasses  lazy[[]storagev1.StorageClass]
 	webhookConfigs  lazy[[]admissionregistrationv1.ValidatingWebhookConfiguration]
+	policyEngine    lazy[policySource]
 	custom          sync.Map // crdKind -> *lazy[[]unstructured.Unstructured]
 }
 
