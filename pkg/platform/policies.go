@@ -161,7 +161,7 @@ func renderPolicies(t nixos.Tree, c *spec.Cluster) error {
 			}))
 		} else {
 			objs = append(objs, policy(ns.namespace, "allow-from-traefik", nil, networkingv1.NetworkPolicySpec{
-				PodSelector: metav1.LabelSelector{},
+				PodSelector: exceptNames(ns.private),
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
 				Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
 					NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": NamespaceTraefik}},
