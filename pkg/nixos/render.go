@@ -9,14 +9,18 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 
+	sopsplugin "github.com/nerv-platform/nerv/manifests/argocd-sops-plugin"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
@@ -61,6 +65,7 @@ var templates = template.Must(template.New("nixos").Funcs(template.FuncMap{
 	"nix":               nixString,
 	"nixAttr":           nixAttr,
 	"nixList":           nixList,
+	"nixValue":          nixValue,
 	"join":              strings.Join,
 	"sortedKeys":        sortedKeys,
 	"placeholderMarker": func() string { return PlaceholderMarker },
@@ -89,10 +94,12 @@ var hostFiles = []string{"default.nix", "hardware-configuration.nix", "disk-conf
 
 // clusterData is what the cluster-wide templates see.
 type clusterData struct {
-	Cluster      *spec.Cluster
-	PrefixLength int
-	ServerIPs    []string
-	UpgradeFlake string
+	Cluster *spec.Cluster
+	// ArgoCDSopsPlugin are the argo-cd chart values installing argocd-sops-plugin.
+	ArgoCDSopsPlugin map[string]any
+	PrefixLength     int
+	ServerIPs        []string
+	UpgradeFlake     string
 }
 
 // hostData is what the host templates see.
@@ -172,10 +179,15 @@ func newClusterData(c *spec.Cluster) (clusterData, error) {
 	if err != nil {
 		return clusterData{}, fmt.Errorf("spec.network.subnet: %w", err)
 	}
+	plugin, err := sopsplugin.ChartValues()
+	if err != nil {
+		return clusterData{}, err
+	}
 	d := clusterData{
-		Cluster:      c,
-		PrefixLength: p.Bits(),
-		UpgradeFlake: flakeRef(c.Spec.GitOps.RepoURL, c.Spec.GitOps.Revision),
+		Cluster:          c,
+		ArgoCDSopsPlugin: plugin,
+		PrefixLength:     p.Bits(),
+		UpgradeFlake:     flakeRef(c.Spec.GitOps.RepoURL, c.Spec.GitOps.Revision),
 	}
 	for _, s := range c.Servers() {
 		d.ServerIPs = append(d.ServerIPs, s.IP)
@@ -224,6 +236,62 @@ func nixAttr(s string) string {
 		return s
 	}
 	return nixString(s)
+}
+
+// nixValue renders a JSON-like value (maps, lists, strings, float64 numbers, bools, nil) as
+// a Nix expression, maps with sorted keys, nested lines indented from column indent.
+func nixValue(v any, indent int) (string, error) {
+	pad := strings.Repeat(" ", indent)
+	switch v := v.(type) {
+	case nil:
+		return "null", nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case string:
+		return nixString(v), nil
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return strconv.FormatInt(int64(v), 10), nil
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64), nil
+	case []any:
+		if len(v) == 0 {
+			return "[ ]", nil
+		}
+		var b strings.Builder
+		b.WriteString("[\n")
+		for _, item := range v {
+			s, err := nixValue(item, indent+2)
+			if err != nil {
+				return "", err
+			}
+			if strings.HasPrefix(s, "-") {
+				s = "(" + s + ")" // [ 1 -1 ] would be a subtraction
+			}
+			b.WriteString(pad + "  " + s + "\n")
+		}
+		return b.String() + pad + "]", nil
+	case map[string]any:
+		if len(v) == 0 {
+			return "{ }", nil
+		}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		b.WriteString("{\n")
+		for _, k := range keys {
+			s, err := nixValue(v[k], indent+2)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(pad + "  " + nixAttr(k) + " = " + s + ";\n")
+		}
+		return b.String() + pad + "}", nil
+	}
+	return "", fmt.Errorf("nixValue: cannot render %T", v)
 }
 
 // nixList renders a one-line Nix list of strings.

@@ -2,6 +2,7 @@ package nixos
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -297,6 +299,42 @@ func TestNixAttr(t *testing.T) {
 		if got := nixAttr(in); got != want {
 			t.Errorf("nixAttr(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// nixValue's output, evaluated by Nix and read back as JSON, is the value it was given.
+func TestNixValueRoundTrips(t *testing.T) {
+	bin, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		t.Fatalf("nix-instantiate not found (%v): install Debian's nix-bin, see hack/test-assets.sh", err)
+	}
+	in := map[string]any{
+		"plain":       "text",
+		"needs quote": `a "${b}" \ c`,
+		"let":         true,
+		"1st":         nil,
+		"numbers":     []any{float64(1), float64(-1), 0.5, float64(-2.25), float64(292)},
+		"nested":      map[string]any{"list": []any{map[string]any{"k": "v"}, []any{}, map[string]any{}}},
+	}
+	expr, err := nixValue(in, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--eval", "--strict", "--json", "--expr", expr)
+	cmd.Env = append(os.Environ(), "NIX_CONFIG=build-users-group =")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-instantiate: %v\n%s", err, expr)
+	}
+	var got any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, any(in)) {
+		t.Errorf("round trip through Nix:\n got %v\nwant %v\nexpression:\n%s", got, in, expr)
+	}
+	if _, err := nixValue(map[string]any{"x": 1}, 0); err == nil {
+		t.Error("an int (not float64) was rendered; want an error naming the type")
 	}
 }
 

@@ -84,12 +84,17 @@ func newTestServer(t testing.TB, cfg func(*policy.Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views := &staticViews{byNS: map[string]*policy.StaticNamespace{
-		"shop": {Policies: []*networkingv1.NetworkPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "default-deny", Namespace: "shop"}}}},
-	}}
+	views := benchViews()
 	ev := &events{}
 	h := NewHandler(e, views, m, ev, logr.Discard())
 	return &testServer{h: h, events: ev, reg: reg, metrics: m, views: views, http: &admission.Webhook{Handler: h, RecoverPanic: ptr.To(false)}}
+}
+
+// benchViews holds namespace shop with a default-deny NetworkPolicy.
+func benchViews() *staticViews {
+	return &staticViews{byNS: map[string]*policy.StaticNamespace{
+		"shop": {Policies: []*networkingv1.NetworkPolicy{{ObjectMeta: metav1.ObjectMeta{Name: "default-deny", Namespace: "shop"}}}},
+	}}
 }
 
 func review(op admissionv1.Operation, group, version, kind, ns, name, obj string, dryRun bool) []byte {

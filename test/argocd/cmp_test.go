@@ -63,7 +63,21 @@ func buildPlugin(t *testing.T) {
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "building the plugin: %s", out)
+	installVerifyWrapper(t, bin)
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// installVerifyWrapper puts ArgoCD's own git-verify-wrapper.sh into bin, as the argocd image
+// has it in /usr/local/bin: the repo-server runs it on every checkout (v3.6 does so even
+// without signature verification configured) and answers "permission denied" without it.
+func installVerifyWrapper(t *testing.T, bin string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v3")
+	out, err := cmd.Output()
+	require.NoError(t, err, "locating the argo-cd module")
+	script, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "hack", "git-verify-wrapper.sh"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "git-verify-wrapper.sh"), script, 0o755))
 }
 
 // sopsCLI is the sops binary hack/test-assets.sh builds (the real encrypt path).

@@ -5,6 +5,145 @@
 { config, lib, ... }:
 let
   cfg = config.nerv.services.argocd;
+  # argocd-sops-plugin as a repo-server sidecar (configs and repoServer chart values), from
+  # manifests/argocd-sops-plugin. Its age key Secret, argocd-sops-age-key, is created by hand.
+  sopsPlugin = {
+    configs = {
+      cmp = {
+        create = true;
+        plugins = {
+          argocd-sops-plugin = {
+            discover = {
+              find = {
+                command = [
+                  "argocd-sops-plugin"
+                  "discover"
+                ];
+              };
+            };
+            generate = {
+              command = [
+                "argocd-sops-plugin"
+                "generate"
+              ];
+            };
+            parameters = {
+              static = [
+                {
+                  collectionType = "string";
+                  name = "include";
+                  title = "Files to render (plain directories)";
+                  tooltip = "Comma-separated globs relative to the app dir, e.g. \"*.yaml,secrets/**\". Default every *.yaml, *.yml and *.json.";
+                }
+                {
+                  collectionType = "string";
+                  name = "exclude";
+                  title = "Files to leave out (plain directories)";
+                  tooltip = "Comma-separated globs relative to the app dir.";
+                }
+                {
+                  collectionType = "string";
+                  name = "max-file-size";
+                  string = "5Mi";
+                  title = "Per-file size limit";
+                  tooltip = "Bytes, or with a Ki/Mi/Gi suffix. Default 5Mi.";
+                }
+              ];
+            };
+          };
+        };
+      };
+    };
+    repoServer = {
+      extraContainers = [
+        {
+          command = [
+            "/var/run/argocd/argocd-cmp-server"
+          ];
+          env = [
+            {
+              name = "SOPS_AGE_KEY_FILE";
+              value = "/home/argocd/sops-age/keys.txt";
+            }
+          ];
+          image = "ghcr.io/nerv-platform/argocd-sops-plugin:v0.1.0";
+          name = "argocd-sops-plugin";
+          resources = {
+            limits = {
+              memory = "256Mi";
+            };
+            requests = {
+              cpu = "50m";
+              memory = "64Mi";
+            };
+          };
+          securityContext = {
+            allowPrivilegeEscalation = false;
+            capabilities = {
+              drop = [
+                "ALL"
+              ];
+            };
+            readOnlyRootFilesystem = true;
+            runAsNonRoot = true;
+            runAsUser = 999;
+            seccompProfile = {
+              type = "RuntimeDefault";
+            };
+          };
+          volumeMounts = [
+            {
+              mountPath = "/var/run/argocd";
+              name = "var-files";
+            }
+            {
+              mountPath = "/home/argocd/cmp-server/plugins";
+              name = "plugins";
+            }
+            {
+              mountPath = "/home/argocd/cmp-server/config/plugin.yaml";
+              name = "argocd-sops-plugin-config";
+              subPath = "argocd-sops-plugin.yaml";
+            }
+            {
+              mountPath = "/tmp";
+              name = "argocd-sops-plugin-tmp";
+            }
+            {
+              mountPath = "/home/argocd/sops-age";
+              name = "argocd-sops-age-key";
+              readOnly = true;
+            }
+          ];
+        }
+      ];
+      volumes = [
+        {
+          configMap = {
+            name = "argocd-cmp-cm";
+          };
+          name = "argocd-sops-plugin-config";
+        }
+        {
+          emptyDir = { };
+          name = "argocd-sops-plugin-tmp";
+        }
+        {
+          name = "argocd-sops-age-key";
+          secret = {
+            defaultMode = 292;
+            items = [
+              {
+                key = "keys.txt";
+                path = "keys.txt";
+              }
+            ];
+            secretName = "argocd-sops-age-key";
+          };
+        }
+      ];
+    };
+  };
 in
 {
   options.nerv.services.argocd = {
@@ -55,14 +194,14 @@ in
           chart = "argo-cd";
           version = cfg.version;
           targetNamespace = "argocd";
-          valuesContent = builtins.toJSON {
+          valuesContent = builtins.toJSON (sopsPlugin // {
             server.service = {
               type = "LoadBalancer";
               annotations."metallb.io/loadBalancerIPs" = cfg.ip;
             };
             # Redis caches rendered manifests (decrypted Secrets included): keep its password.
             redisSecretInit.enabled = true;
-          };
+          });
         };
       }
     ];
