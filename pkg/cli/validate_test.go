@@ -202,3 +202,12 @@ func TestValidate(t *testing.T) {
 		}
 	})
 }
+
+// The repository's own manifests (the webhook, the plugin, the platform and its policies, as
+// `kubectl nerv generate` renders them) pass the policies they install.
+func TestValidateRepositoryManifests(t *testing.T) {
+	out, errOut, code := runIn(t, "", "validate", "-f", "../../manifests", "-R")
+	if code != 0 || !strings.Contains(out, "no violations") {
+		t.Fatalf("kubectl nerv validate -f manifests -R: exit %d\n%s%s", code, out, errOut)
+	}
+}
