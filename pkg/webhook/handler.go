@@ -28,6 +28,14 @@ type Views interface {
 	Synced() bool
 }
 
+// FreshViews is implemented by Views that can read a namespace's NetworkPolicies from the API
+// server. The handler uses it only to confirm a network-policy denial: an informer cache lags
+// the API server by milliseconds, so a Pod or Deployment sent right after the NetworkPolicy
+// that selects it (one `kubectl apply -f dir/` with both) could otherwise be refused.
+type FreshViews interface {
+	FreshView(ctx context.Context, namespace string) policy.NamespaceView
+}
+
 // EventRecorder is the part of an events.k8s.io recorder the handler uses.
 type EventRecorder interface {
 	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
@@ -95,14 +103,27 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if !h.views.Synced() {
 		return admission.Errored(http.StatusServiceUnavailable, errors.New("nerv-webhook is starting: its NetworkPolicy, Namespace and Pod caches have not synced yet; retry"))
 	}
-	d, err := h.engine.Load().Evaluate(policy.Request{
+	engine := h.engine.Load()
+	preq := policy.Request{
 		Operation: policy.Operation(req.Operation),
 		Object:    obj,
 		OldObject: old,
 		Namespace: req.Namespace,
-	}, h.views.View(ctx, req.Namespace))
+	}
+	d, err := engine.Evaluate(preq, h.views.View(ctx, req.Namespace))
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if fv, ok := h.views.(FreshViews); ok && req.Operation != admissionv1.Delete && deniedBy(&d, policy.PolicyNetwork) {
+		// Confirm against the API server before refusing: one list call, on denials only.
+		if fresh, err := engine.Evaluate(preq, fv.FreshView(ctx, req.Namespace)); err == nil {
+			result := "confirmed"
+			if !deniedBy(&fresh, policy.PolicyNetwork) {
+				result = "overturned"
+			}
+			h.metrics.Rechecks.WithLabelValues(result).Inc()
+			d = fresh
+		}
 	}
 	h.record(&req, obj, &d)
 
@@ -155,6 +176,16 @@ func (h *Handler) record(req *admission.Request, obj runtime.Object, d *policy.D
 		}
 		h.recorder.Eventf(regarding(obj, req), nil, corev1.EventTypeWarning, reason, "Admit", "%s", note)
 	}
+}
+
+// deniedBy reports whether policy p denies in d.
+func deniedBy(d *policy.Decision, p string) bool {
+	for _, r := range d.Results {
+		if r.Policy == p && r.Verdict == policy.VerdictDeny {
+			return true
+		}
+	}
+	return false
 }
 
 // regarding returns obj with the namespace and name the request gives, which a just-created

@@ -301,3 +301,64 @@ nerv_webhook_decisions_total{mode="enforce",namespace="shop",policy="resources",
 		t.Errorf("second registration: %v", err)
 	}
 }
+
+// laggingViews is a cache that has not yet seen namespace shop's NetworkPolicy, while the
+// API server (FreshView) has it.
+type laggingViews struct {
+	staticViews
+	fresh map[string]*policy.StaticNamespace
+	asked int
+}
+
+func (l *laggingViews) FreshView(_ context.Context, ns string) policy.NamespaceView {
+	l.asked++
+	if v, ok := l.fresh[ns]; ok {
+		return v
+	}
+	return &policy.StaticNamespace{}
+}
+
+func TestHandlerConfirmsNetworkDenialsAgainstTheAPIServer(t *testing.T) {
+	e, err := policy.NewEngine(policy.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	views := &laggingViews{staticViews: staticViews{byNS: map[string]*policy.StaticNamespace{}}, fresh: benchViews().byNS}
+	h := &admission.Webhook{Handler: NewHandler(e, views, m, &events{}, logr.Discard())}
+	s := &testServer{http: h}
+
+	// Lagging cache, NetworkPolicy in the API server: admitted after one re-check.
+	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentGood, false)); !resp.Allowed {
+		t.Errorf("a Deployment whose NetworkPolicy the cache has not seen yet was denied: %+v", resp.Result)
+	}
+	// No NetworkPolicy anywhere: still denied, after one re-check.
+	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "other", "web", strings.Replace(deploymentGood, `"shop"`, `"other"`, 1), false)); resp.Allowed {
+		t.Error("a Deployment without any NetworkPolicy was admitted")
+	}
+	// No limits, lagging cache: re-checked for the network policy, still denied by resources.
+	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentNoLimits, false)); resp.Allowed {
+		t.Error("a Deployment without limits was admitted")
+	}
+	// Once the cache has caught up, a denial by another policy alone is not re-checked.
+	views.byNS["shop"] = views.fresh["shop"]
+	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentNoLimits, false)); resp.Allowed {
+		t.Error("a Deployment without limits was admitted")
+	}
+	if views.asked != 3 {
+		t.Errorf("FreshView asked %d times, want 3 (network denials only)", views.asked)
+	}
+	want := `
+# HELP nerv_webhook_network_rechecks_total Network-policy denials re-checked against the API server's NetworkPolicies, by result: confirmed, or overturned (the informer cache lagged).
+# TYPE nerv_webhook_network_rechecks_total counter
+nerv_webhook_network_rechecks_total{result="confirmed"} 1
+nerv_webhook_network_rechecks_total{result="overturned"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "nerv_webhook_network_rechecks_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -13,6 +13,9 @@ type Metrics struct {
 	Decisions *prometheus.CounterVec
 	// ConfigReloads counts config reload attempts by result (success, rejected).
 	ConfigReloads *prometheus.CounterVec
+	// Rechecks counts network-policy denials re-checked against the API server, by result
+	// (confirmed, or overturned: the cache had not yet seen a NetworkPolicy).
+	Rechecks *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg. Registering twice on the
@@ -27,12 +30,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "nerv_webhook_config_reloads_total",
 			Help: "Policy config reloads by result: success, or rejected (the last good config stays active).",
 		}, []string{"result"}),
+		Rechecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nerv_webhook_network_rechecks_total",
+			Help: "Network-policy denials re-checked against the API server's NetworkPolicies, by result: confirmed, or overturned (the informer cache lagged).",
+		}, []string{"result"}),
 	}
 	var err error
 	if m.Decisions, err = register(reg, m.Decisions); err != nil {
 		return nil, err
 	}
 	if m.ConfigReloads, err = register(reg, m.ConfigReloads); err != nil {
+		return nil, err
+	}
+	if m.Rechecks, err = register(reg, m.Rechecks); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -95,7 +95,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
-	s := &Server{Manager: mgr, views: &CacheViews{Reader: mgr.GetCache()}, o: o}
+	s := &Server{Manager: mgr, views: &CacheViews{Reader: mgr.GetCache(), APIReader: mgr.GetAPIReader()}, o: o}
 	s.Handler = NewHandler(engine, s.views, metrics, mgr.GetEventRecorder("nerv-webhook"), o.Log.WithName("decisions"))
 	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: s.Handler, RecoverPanic: ptr.To(true)})
 

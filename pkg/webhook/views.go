@@ -16,10 +16,15 @@ import (
 // cache configured without deep copies for these types: the policies only read.
 type CacheViews struct {
 	Reader client.Reader
-	synced atomic.Bool
+	// APIReader, if set, reads from the API server directly; FreshView uses it.
+	APIReader client.Reader
+	synced    atomic.Bool
 }
 
-var _ Views = (*CacheViews)(nil)
+var (
+	_ Views      = (*CacheViews)(nil)
+	_ FreshViews = (*CacheViews)(nil)
+)
 
 // MarkSynced records that the caches have synced.
 func (c *CacheViews) MarkSynced() { c.synced.Store(true) }
@@ -32,10 +37,22 @@ func (c *CacheViews) View(ctx context.Context, namespace string) policy.Namespac
 	return &cacheView{ctx: ctx, r: c.Reader, ns: namespace}
 }
 
+// FreshView implements FreshViews: the NetworkPolicies come from the API server (one list
+// call), the rest from the cache. Without an APIReader it is View.
+func (c *CacheViews) FreshView(ctx context.Context, namespace string) policy.NamespaceView {
+	v := &cacheView{ctx: ctx, r: c.Reader, ns: namespace}
+	if c.APIReader != nil {
+		v.policies = c.APIReader
+	}
+	return v
+}
+
 type cacheView struct {
 	ctx context.Context
 	r   client.Reader
 	ns  string
+	// policies, if set, is read for NetworkPolicies instead of r.
+	policies client.Reader
 
 	nsLoaded bool
 	nsObj    corev1.Namespace
@@ -58,8 +75,12 @@ func (v *cacheView) Terminating() bool {
 }
 
 func (v *cacheView) NetworkPolicies() []*networkingv1.NetworkPolicy {
+	r := v.r
+	if v.policies != nil {
+		r = v.policies
+	}
 	var list networkingv1.NetworkPolicyList
-	if err := v.r.List(v.ctx, &list, client.InNamespace(v.ns)); err != nil {
+	if err := r.List(v.ctx, &list, client.InNamespace(v.ns)); err != nil {
 		return nil
 	}
 	out := make([]*networkingv1.NetworkPolicy, len(list.Items))
