@@ -200,9 +200,10 @@ func evictAndWait(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod,
 			return nil, fmt.Errorf("evicting pod %s: %w", refOf(pod), err)
 		}
 		bl := refusal(ctx, cs, pod, err)
-		if bl.PDB == "" && last != nil && last.PDB != "" && ctx.Err() != nil {
-			// The budget lookup ran out of time at the drain's deadline: keep what the
-			// previous refusal found rather than report the bare apiserver message.
+		if bl.PDB == "" && last != nil && last.PDB != "" {
+			// The budget lookup failed this time (near the drain's deadline the client's
+			// rate limiter refuses to wait): keep what the previous refusal found rather
+			// than report the bare apiserver message.
 			bl = *last
 		}
 		if last == nil || last.Reason != bl.Reason {

@@ -111,10 +111,13 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	if stderr != nil {
 		sess.Stderr = gate.wrap(stderr)
 	}
-	// Writers shared by stdout and stderr (Stream) must not see interleaved partial writes.
+	// A writer shared by stdout and stderr (Stream) gets whole lines only, each stream
+	// holding its own partial line: otherwise "three" on stdout and "two\n" on stderr could
+	// arrive as one line "threetwo".
+	var shared []*lineWriter
 	if stdout == stderr && stdout != nil {
-		w := gate.wrap(stdout)
-		sess.Stdout, sess.Stderr = w, w
+		shared = []*lineWriter{{w: gate.wrap(stdout)}, {w: gate.wrap(stdout)}}
+		sess.Stdout, sess.Stderr = shared[0], shared[1]
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(cmd) }()
@@ -125,6 +128,9 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		_ = sess.Signal(ssh.SIGTERM)
 		_ = sess.Close()
 		return fmt.Errorf("%s on %s: %w", firstLine(cmd), c.Target(), ctx.Err())
+	}
+	for _, lw := range shared {
+		lw.flush() // Run has returned: both streams are drained
 	}
 	gate.shut()
 	if err == nil {
@@ -168,4 +174,29 @@ func (gw *gatedWriter) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	return gw.w.Write(b)
+}
+
+// lineWriter passes on complete lines and holds a partial one until its newline or flush.
+// ssh writes each stream from one goroutine, so it needs no lock of its own.
+type lineWriter struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (l *lineWriter) Write(b []byte) (int, error) {
+	l.pending = append(l.pending, b...)
+	if i := bytes.LastIndexByte(l.pending, '\n'); i >= 0 {
+		if _, err := l.w.Write(l.pending[:i+1]); err != nil {
+			return 0, err
+		}
+		l.pending = append(l.pending[:0], l.pending[i+1:]...)
+	}
+	return len(b), nil
+}
+
+func (l *lineWriter) flush() {
+	if len(l.pending) > 0 {
+		_, _ = l.w.Write(l.pending)
+		l.pending = nil
+	}
 }
