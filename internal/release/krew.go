@@ -2,6 +2,7 @@ package release
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -72,5 +73,9 @@ Shell completion (kubectl >= 1.26) needs kubectl_complete-nerv on PATH:
 
 // WriteKrewManifest writes the manifest atomically.
 func WriteKrewManifest(path string, manifest []byte) error {
-	return writeAtomic(filepath.Clean(path), manifest, 0o644)
+	path = filepath.Clean(path)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("krew manifest: %w", err)
+	}
+	return writeAtomic(path, manifest, 0o644)
 }
