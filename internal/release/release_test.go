@@ -188,3 +188,35 @@ func readArchive(t *testing.T, path string) map[string]int64 {
 	}
 	return modes
 }
+
+// The krew manifest in the repository (written by `make release VERSION=v0.1.0`) passes krew's
+// own validator and lists every platform the release builds.
+func TestCommittedKrewManifestIsValid(t *testing.T) {
+	validator, err := testenv.Asset("validate-krew-manifest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "../../krew/nerv.yaml"
+	if out, err := exec.Command(validator, "-manifest", path, "-skip-install").CombinedOutput(); err != nil {
+		t.Fatalf("validate-krew-manifest rejected %s: %v\n%s", path, err, out)
+	}
+	var m struct {
+		Spec struct {
+			Platforms []struct {
+				Selector struct{ MatchLabels map[string]string } `json:"selector"`
+			} `json:"platforms"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(mustRead(t, path), &m); err != nil {
+		t.Fatal(err)
+	}
+	got := map[Platform]bool{}
+	for _, p := range m.Spec.Platforms {
+		got[Platform{p.Selector.MatchLabels["os"], p.Selector.MatchLabels["arch"]}] = true
+	}
+	for _, p := range Platforms {
+		if !got[p] {
+			t.Errorf("%s has no entry for %s/%s", path, p.OS, p.Arch)
+		}
+	}
+}
