@@ -71,6 +71,14 @@ type testServer struct {
 
 func newTestServer(t testing.TB, cfg func(*policy.Config)) *testServer {
 	t.Helper()
+	views := benchViews()
+	return newTestServerWith(t, cfg, views, views)
+}
+
+// newTestServerWith is newTestServer with the handler reading views v (static the same
+// views, for tests that change them).
+func newTestServerWith(t testing.TB, cfg func(*policy.Config), v Views, static *staticViews) *testServer {
+	t.Helper()
 	c := policy.DefaultConfig()
 	if cfg != nil {
 		cfg(c)
@@ -84,10 +92,9 @@ func newTestServer(t testing.TB, cfg func(*policy.Config)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	views := benchViews()
 	ev := &events{}
-	h := NewHandler(e, views, m, ev, logr.Discard())
-	return &testServer{h: h, events: ev, reg: reg, metrics: m, views: views, http: &admission.Webhook{Handler: h, RecoverPanic: ptr.To(false)}}
+	h := NewHandler(e, v, m, ev, logr.Discard())
+	return &testServer{h: h, events: ev, reg: reg, metrics: m, views: static, http: &admission.Webhook{Handler: h, RecoverPanic: ptr.To(false)}}
 }
 
 // benchViews holds namespace shop with a default-deny NetworkPolicy.
@@ -319,18 +326,8 @@ func (l *laggingViews) FreshView(_ context.Context, ns string) policy.NamespaceV
 }
 
 func TestHandlerConfirmsNetworkDenialsAgainstTheAPIServer(t *testing.T) {
-	e, err := policy.NewEngine(policy.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	views := &laggingViews{staticViews: staticViews{byNS: map[string]*policy.StaticNamespace{}}, fresh: benchViews().byNS}
-	h := &admission.Webhook{Handler: NewHandler(e, views, m, &events{}, logr.Discard())}
-	s := &testServer{http: h}
+	s := newTestServerWith(t, nil, views, &views.staticViews)
 
 	// Lagging cache, NetworkPolicy in the API server: admitted after one re-check.
 	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentGood, false)); !resp.Allowed {
@@ -358,7 +355,7 @@ func TestHandlerConfirmsNetworkDenialsAgainstTheAPIServer(t *testing.T) {
 nerv_webhook_network_rechecks_total{result="confirmed"} 1
 nerv_webhook_network_rechecks_total{result="overturned"} 2
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "nerv_webhook_network_rechecks_total"); err != nil {
+	if err := testutil.GatherAndCompare(s.reg, strings.NewReader(want), "nerv_webhook_network_rechecks_total"); err != nil {
 		t.Error(err)
 	}
 }

@@ -1,9 +1,8 @@
-package cmp_test
+package sopsplugin
 
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,34 +14,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-func componentDir(t *testing.T) string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("no caller")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "manifests", "argocd-sops-plugin")
-}
-
-// TestManifestsComponent builds the shipped component onto a minimal argocd-repo-server the
-// way a user's ArgoCD kustomization would, and checks the sidecar ArgoCD's docs require.
-func TestManifestsComponent(t *testing.T) {
-	fs := filesys.MakeFsInMemory()
-	for _, name := range []string{"kustomization.yaml", "plugin.yaml", "repo-server-sidecar.yaml"} {
-		data, err := os.ReadFile(filepath.Join(componentDir(t), name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fs.WriteFile("/argocd/argocd-sops-plugin/"+name, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(fs.WriteFile("/argocd/kustomization.yaml", []byte("resources: [repo-server.yaml]\ncomponents: [argocd-sops-plugin]\n")))
-	must(fs.WriteFile("/argocd/repo-server.yaml", []byte(`apiVersion: apps/v1
+// repoServer is a stand-in for ArgoCD's argocd-repo-server Deployment, with the var-files and
+// plugins volumes ArgoCD's install manifests and Helm chart declare for sidecar plugins.
+const repoServer = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: argocd-repo-server
@@ -57,7 +31,27 @@ spec:
           emptyDir: {}
         - name: plugins
           emptyDir: {}
-`)))
+`
+
+// buildComponent builds this directory's Component onto the stand-in repo-server the way a
+// user's ArgoCD kustomization would, and returns the patched Deployment and the generated
+// plugin ConfigMap.
+func buildComponent(t *testing.T) (appsv1.Deployment, corev1.ConfigMap) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs := filesys.MakeFsInMemory()
+	for _, name := range []string{"kustomization.yaml", "plugin.yaml", "repo-server-sidecar.yaml"} {
+		data, err := os.ReadFile(name)
+		must(err)
+		must(fs.WriteFile("/argocd/argocd-sops-plugin/"+name, data))
+	}
+	must(fs.WriteFile("/argocd/kustomization.yaml", []byte("resources: [repo-server.yaml]\ncomponents: [argocd-sops-plugin]\n")))
+	must(fs.WriteFile("/argocd/repo-server.yaml", []byte(repoServer)))
 	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/argocd")
 	if err != nil {
 		t.Fatalf("kustomize build: %v", err)
@@ -74,6 +68,12 @@ spec:
 			must(yaml.UnmarshalStrict(data, &cm))
 		}
 	}
+	return deploy, cm
+}
+
+// TestManifestsComponent checks the sidecar ArgoCD's docs require in the built Component.
+func TestManifestsComponent(t *testing.T) {
+	deploy, cm := buildComponent(t)
 	if !strings.HasPrefix(cm.Name, "argocd-sops-plugin-") || !strings.Contains(cm.Data["plugin.yaml"], "kind: ConfigManagementPlugin") {
 		t.Fatalf("plugin ConfigMap: %s %v", cm.Name, cm.Data)
 	}
@@ -131,10 +131,6 @@ spec:
 
 // The plugin definition runs this repository's program by the name its main package builds.
 func TestPluginDefinition(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(componentDir(t), "plugin.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var p struct {
 		Kind     string `json:"kind"`
 		Metadata struct{ Name string }
@@ -143,7 +139,7 @@ func TestPluginDefinition(t *testing.T) {
 			Discover struct{ Find struct{ Command []string } }
 		}
 	}
-	if err := yaml.Unmarshal(data, &p); err != nil {
+	if err := yaml.Unmarshal(PluginYAML, &p); err != nil {
 		t.Fatal(err)
 	}
 	if p.Kind != "ConfigManagementPlugin" || p.Metadata.Name != "argocd-sops-plugin" ||
@@ -151,7 +147,7 @@ func TestPluginDefinition(t *testing.T) {
 		!slices.Equal(p.Spec.Discover.Find.Command, []string{"argocd-sops-plugin", "discover"}) {
 		t.Fatalf("plugin.yaml: %+v", p)
 	}
-	if _, err := os.Stat(filepath.Join(componentDir(t), "..", "..", "cmd", p.Spec.Generate.Command[0], "main.go")); err != nil {
+	if _, err := os.Stat(filepath.Join("..", "..", "cmd", p.Spec.Generate.Command[0], "main.go")); err != nil {
 		t.Fatalf("generate runs %s, which is not a program of this repository: %v", p.Spec.Generate.Command[0], err)
 	}
 }
