@@ -273,7 +273,7 @@ func checkWebhookDenies(ctx context.Context, s *Snapshot) Outcome {
 	for _, w := range cfg.Webhooks {
 		switch {
 		case strings.Contains(msg, fmt.Sprintf("admission webhook %q denied the request", w.Name)):
-			return Passf("denied by %s: %s", w.Name, firstLine(denialText(msg)))
+			return Passf("denied by %s: %s", w.Name, denialSummary(denialText(msg)))
 		case strings.Contains(msg, fmt.Sprintf("failed calling webhook %q", w.Name)):
 			return Failf([]string{msg}, "the apiserver could not call %s: requests are refused, but not by policy", w.Name)
 		case strings.Contains(msg, w.Name) && strings.Contains(strings.ToLower(msg), "dry run"):
@@ -294,7 +294,16 @@ func denialText(msg string) string {
 	return msg
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+// denialSummary puts a multi-line denial on one line: the header ("Pod x violates NERV
+// policy:") with the first violation, and how many more there are.
+func denialSummary(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	out := lines[0]
+	if len(lines) > 1 {
+		out += " " + strings.TrimSpace(lines[1])
+	}
+	if len(lines) > 2 {
+		out += fmt.Sprintf(" (and %d more)", len(lines)-2)
+	}
+	return out
 }
