@@ -52,6 +52,12 @@ func TestCertificateRotation(t *testing.T) {
 		defer conn.Close()
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), nil
 	}
+	eventually(t, "the webhook's caches to sync", func() error {
+		if !s.Ready() {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
 	eventually(t, "the webhook to serve certificate 1", func() error {
 		if n, err := serial(); err != nil || n != 1 {
 			return fmt.Errorf("serial %d, %v", n, err)
