@@ -77,7 +77,7 @@ func BenchmarkHandler(b *testing.B) {
 //   - nerv: nerv-webhook's handler with the default policies;
 //   - minimal: the baseline, a handler that decodes the review and admits.
 //
-// For each, in alternating order:
+// For each, one after the other:
 //
 //   - saturation: closed loop, as fast as answers come back; reports the throughput.
 //   - rate-5000: open loop at 5,000 reviews/s in total; latency is measured from each
