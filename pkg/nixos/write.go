@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
+
+	"github.com/nerv-platform/nerv/pkg/atomicfile"
 )
 
 // Action says what Write did (or, in a dry run, would do) with one file.
@@ -210,7 +212,7 @@ func splitLines(b []byte) []string {
 
 // writeAtomic writes data beside path and renames it into place, so a reader (or a crash)
 // never sees half a file. A new file is 0644, an existing one keeps its mode.
-func writeAtomic(p string, data []byte) (err error) {
+func writeAtomic(p string, data []byte) error {
 	mode := fs.FileMode(0o644)
 	if fi, err := os.Stat(p); err == nil {
 		mode = fi.Mode().Perm()
@@ -218,27 +220,5 @@ func writeAtomic(p string, data []byte) (err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return atomicfile.WriteFile(p, data, mode)
 }
