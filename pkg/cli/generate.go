@@ -104,7 +104,7 @@ func (o *GenerateOptions) Validate() error {
 
 // Run renders, writes (unless a dry run) and reports.
 func (o *GenerateOptions) Run() error {
-	tree, err := renderSite(o.cluster)
+	tree, err := platform.RenderSite(o.cluster)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
@@ -120,25 +120,6 @@ func (o *GenerateOptions) Run() error {
 		return &ExitError{Code: ExitFailure, Err: errors.New("the generated files are out of date"), Silent: true}
 	}
 	return nil
-}
-
-// renderSite renders everything generate writes: the NixOS tree and the GitOps manifests.
-func renderSite(c *spec.Cluster) (nixos.Tree, error) {
-	tree, err := nixos.Render(c)
-	if err != nil {
-		return nil, err
-	}
-	manifests, err := platform.Render(c)
-	if err != nil {
-		return nil, err
-	}
-	for p, b := range manifests {
-		if _, dup := tree[p]; dup {
-			return nil, fmt.Errorf("%s: spec.gitops.path: %s would be rendered twice (NixOS tree and manifests)", c.Source(), p)
-		}
-		tree[p] = b
-	}
-	return tree, nil
 }
 
 // printChanges writes every diff, the kept files, then one summary line.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nerv-platform/nerv/pkg/nixos"
+	"github.com/nerv-platform/nerv/pkg/platform"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
@@ -139,7 +140,7 @@ func TestGenerateJSON(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	c, _, _ := spec.LoadValid(specPath)
-	tree, _ := renderSite(c)
+	tree, _ := platform.RenderSite(c)
 	if !res.DryRun || len(res.Changes) != len(tree) || res.Changes.Pending() || res.Changes[0].Path != "manifests/platform/argocd.yaml" {
 		t.Fatalf("%+v", res)
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/nerv-platform/nerv/pkg/nixos"
+	"github.com/nerv-platform/nerv/pkg/platform"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
@@ -143,7 +144,7 @@ func (o *InitOptions) Run() error {
 	if err := spec.Write(specPath, o.cluster); err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
 	}
-	tree, err := renderSite(o.cluster)
+	tree, err := platform.RenderSite(o.cluster)
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: err}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nerv-platform/nerv/pkg/platform"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
 
@@ -39,7 +40,7 @@ func TestInitThenGenerateReportsNoChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree, err := renderSite(c)
+	tree, err := platform.RenderSite(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nerv-platform/nerv/pkg/doctor"
 	"github.com/nerv-platform/nerv/pkg/drain"
 	"github.com/nerv-platform/nerv/pkg/nixos"
+	"github.com/nerv-platform/nerv/pkg/platform"
 	"github.com/nerv-platform/nerv/pkg/rollout"
 	"github.com/nerv-platform/nerv/pkg/spec"
 )
@@ -298,7 +299,7 @@ func (o *NodeApplyOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	tree, err := renderSite(o.cluster)
+	tree, err := platform.RenderSite(o.cluster)
 	if err != nil {
 		return Exitf(ExitUsage, "%v", err)
 	}
@@ -344,7 +345,7 @@ func (o *NodeApplyOptions) dryRun(ctx context.Context, cs kubernetes.Interface) 
 	if err != nil {
 		return Exitf(ExitUsage, "reading the cluster: %v", err)
 	}
-	tree, err := renderSite(o.cluster)
+	tree, err := platform.RenderSite(o.cluster)
 	if err != nil {
 		return Exitf(ExitUsage, "%v", err)
 	}
@@ -517,7 +518,7 @@ func (o *NodeRemoveOptions) Run(ctx context.Context) error {
 	if _, err := after.Validate(); err != nil {
 		return Exitf(ExitUsage, "the spec without %s would be invalid: %v", o.Node, err)
 	}
-	tree, err := renderSite(after)
+	tree, err := platform.RenderSite(after)
 	if err != nil {
 		return Exitf(ExitUsage, "%v", err)
 	}

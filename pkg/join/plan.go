@@ -46,23 +46,6 @@ type PlanFile struct {
 // stagingPlaceholder stands for the extra-files dir in a printed plan.
 const stagingPlaceholder = "<staging>"
 
-// renderTree renders what `kubectl nerv generate` writes: the NixOS tree and the GitOps
-// manifests (a new server changes the NetworkPolicies that admit the API server).
-func renderTree(c *spec.Cluster) (nixos.Tree, error) {
-	tree, err := nixos.Render(c)
-	if err != nil {
-		return nil, err
-	}
-	manifests, err := platform.Render(c)
-	if err != nil {
-		return nil, err
-	}
-	for p, b := range manifests {
-		tree[p] = b
-	}
-	return tree, nil
-}
-
 func (j *joiner) hardwarePath() string {
 	return filepath.Join(j.o.OutDir, filepath.FromSlash(nixos.HardwarePath(j.o.Node)))
 }
@@ -89,7 +72,7 @@ func (j *joiner) planDone(ctx context.Context) (bool, string, error) {
 	if err != nil || !captured {
 		return false, "", err
 	}
-	tree, err := renderTree(j.cluster)
+	tree, err := platform.RenderSite(j.cluster)
 	if err != nil {
 		return false, "", usage(err)
 	}
@@ -114,7 +97,7 @@ func (j *joiner) plan(ctx context.Context) (string, error) {
 		}
 		p.SpecChange = fmt.Sprintf("add spec.nodes[%d] %s (%s, %s, disk %s%s)", idx, o.Node, j.node.Role, j.node.IP, j.node.Disk, init)
 	}
-	tree, err := renderTree(j.cluster)
+	tree, err := platform.RenderSite(j.cluster)
 	if err != nil {
 		return "", usage(err)
 	}
