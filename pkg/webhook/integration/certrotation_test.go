@@ -2,15 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/nerv-platform/nerv/internal/testenv"
 	"github.com/nerv-platform/nerv/pkg/webhook"
 )
 
@@ -29,7 +24,7 @@ import (
 func TestCertificateRotation(t *testing.T) {
 	dir := t.TempDir()
 	host := env.Webhook.LocalServingHost
-	writeServingCert(t, dir, host, 1)
+	mustServingCert(t, dir, host, 1)
 	port := freePort(t)
 	s, err := webhook.New(webhook.Options{
 		RestConfig: env.Config, CertDir: dir, Host: host, Port: port,
@@ -65,7 +60,7 @@ func TestCertificateRotation(t *testing.T) {
 		return nil
 	})
 
-	writeServingCert(t, dir, host, 2)
+	mustServingCert(t, dir, host, 2)
 	eventually(t, "the webhook to serve the renewed certificate 2", func() error {
 		if n, err := serial(); err != nil || n != 2 {
 			return fmt.Errorf("serial %d, %v", n, err)
@@ -88,43 +83,11 @@ func TestCertificateRotation(t *testing.T) {
 	}
 }
 
-// writeServingCert writes a self-signed certificate for host with the given serial into dir
-// the way a Secret volume is updated: new files renamed over the old ones.
-func writeServingCert(t *testing.T, dir, host string, serial int64) {
+// mustServingCert writes a certificate with the given serial into dir, as a renewed Secret
+// volume would.
+func mustServingCert(t *testing.T, dir, host string, serial int64) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	if _, err := testenv.WriteServingCert(dir, host, serial); err != nil {
 		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "nerv-webhook"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP(host)}, DNSNames: []string{host},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		name  string
-		block *pem.Block
-	}{
-		{"tls.key", &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}},
-		{"tls.crt", &pem.Block{Type: "CERTIFICATE", Bytes: der}},
-	} {
-		name, block := f.name, f.block
-		tmp := filepath.Join(dir, "."+name+".new")
-		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
