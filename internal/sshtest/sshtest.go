@@ -542,3 +542,19 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// BlockDevice returns a block device of this machine, which is the join target in tests:
+// join's disk check must find a real one. The test is skipped, saying why, if there is none.
+func BlockDevice(t testing.TB) string {
+	t.Helper()
+	for _, pattern := range []string{"/dev/sd?", "/dev/vd?", "/dev/nvme?n?", "/dev/xvd?", "/dev/loop?", "/dev/ram?"} {
+		matches, _ := filepath.Glob(pattern)
+		for _, m := range matches {
+			if fi, err := os.Stat(m); err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
+				return m
+			}
+		}
+	}
+	t.Skip("no block device on this machine for the disk check (the target is the test machine itself)")
+	return ""
+}

@@ -163,7 +163,7 @@ func TestJoinCtrlCDuringInstall(t *testing.T) {
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	record := t.TempDir()
 	t.Setenv("NERV_TEST_RECORD", record)
-	disk := blockDevice(t)
+	disk := sshtest.BlockDevice(t)
 
 	go func() {
 		deadline := time.Now().Add(60 * time.Second)
@@ -199,18 +199,4 @@ func TestJoinCtrlCDuringInstall(t *testing.T) {
 	if c, err := spec.Load(specPath); err != nil || len(c.Spec.Nodes) != 1 || !c.Spec.Nodes[0].ClusterInit {
 		t.Errorf("spec after the interrupted join: %v %+v", err, c)
 	}
-}
-
-func blockDevice(t *testing.T) string {
-	t.Helper()
-	for _, pattern := range []string{"/dev/sd?", "/dev/vd?", "/dev/nvme?n?", "/dev/xvd?", "/dev/loop?", "/dev/ram?"} {
-		matches, _ := filepath.Glob(pattern)
-		for _, m := range matches {
-			if fi, err := os.Stat(m); err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
-				return m
-			}
-		}
-	}
-	t.Skip("no block device on this machine for the disk check")
-	return ""
 }

@@ -144,23 +144,8 @@ func newFixture(t *testing.T, node, ip, role string) *fixture {
 		Out:            f.out,
 	}
 	// The target needs a block device for --disk; the loopback "machine" is this one.
-	f.opts.Disk = someBlockDevice(t)
+	f.opts.Disk = sshtest.BlockDevice(t)
 	return f
-}
-
-// someBlockDevice finds a block device on this machine for the disk check to see.
-func someBlockDevice(t *testing.T) string {
-	t.Helper()
-	for _, pattern := range []string{"/dev/sd?", "/dev/vd?", "/dev/nvme?n?", "/dev/xvd?", "/dev/loop?", "/dev/ram?"} {
-		matches, _ := filepath.Glob(pattern)
-		for _, m := range matches {
-			if fi, err := os.Stat(m); err == nil && fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0 {
-				return m
-			}
-		}
-	}
-	t.Skip("no block device on this machine for the disk check (the target is the test machine itself)")
-	return ""
 }
 
 func (f *fixture) read(t *testing.T, name string) string {
