@@ -86,17 +86,27 @@ func (o *GenerateOptions) Complete() error {
 	return nil
 }
 
+// loadSpec loads and validates the spec at path, printing its warnings to errOut; an invalid
+// spec is a usage error (exit 2).
+func loadSpec(path string, errOut io.Writer) (*spec.Cluster, error) {
+	c, warnings, err := spec.LoadValid(path)
+	for _, w := range warnings {
+		fmt.Fprintf(errOut, "warning: %s: %s\n", path, w)
+	}
+	if err != nil {
+		return nil, &ExitError{Code: ExitUsage, Err: err}
+	}
+	return c, nil
+}
+
 // Validate checks the flags, then loads and validates the spec.
 func (o *GenerateOptions) Validate() error {
 	if err := o.Output.Validate(); err != nil {
 		return err
 	}
-	c, warnings, err := spec.LoadValid(o.SpecPath)
-	for _, w := range warnings {
-		fmt.Fprintf(o.ErrOut, "warning: %s: %s\n", o.SpecPath, w)
-	}
+	c, err := loadSpec(o.SpecPath, o.ErrOut)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
+		return err
 	}
 	o.cluster = c
 	return nil

@@ -72,12 +72,9 @@ func (o *NodeOptions) complete() error {
 	if o.Output.Format == OutputYAML {
 		return Exitf(ExitUsage, "--output yaml is not supported here: use table, or json for one event per line")
 	}
-	c, warnings, err := spec.LoadValid(o.SpecPath)
-	for _, w := range warnings {
-		fmt.Fprintf(o.ErrOut, "warning: %s: %s\n", o.SpecPath, w)
-	}
+	c, err := loadSpec(o.SpecPath, o.ErrOut)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
+		return err
 	}
 	o.cluster = c
 	if o.SSHUser == "" {
