@@ -283,7 +283,12 @@ func (d *Decryptor) decryptTree(name string, f Format, data []byte) ([]byte, err
 	if err != nil {
 		return nil, treeError(name, err)
 	}
-	out, err := store.EmitPlainFile(tree.Branches)
+	var out []byte
+	if f == FormatYAML {
+		out, err = emitYAML(tree.Branches)
+	} else {
+		out, err = store.EmitPlainFile(tree.Branches)
+	}
 	if err != nil {
 		return nil, &FileError{File: name, Err: ErrInvalid, Reason: "emitting plaintext failed"}
 	}

@@ -294,7 +294,8 @@ func TestKeysFromEnv(t *testing.T) {
 	}
 }
 
-// TestDecryptFileFromSopsCLI decrypts a file the real sops binary encrypted.
+// TestDecryptFileFromSopsCLI decrypts files the real sops binary encrypted and compares the
+// plaintext byte for byte with what `sops decrypt` prints for them.
 func TestDecryptFileFromSopsCLI(t *testing.T) {
 	sopsBin, err := testenv.Asset("sops")
 	if err != nil {
@@ -302,22 +303,72 @@ func TestDecryptFileFromSopsCLI(t *testing.T) {
 	}
 	id := sopstest.Identity(t)
 	dir := t.TempDir()
-	plainPath := filepath.Join(dir, "secret.yaml")
-	if err := os.WriteFile(plainPath, []byte(secretYAML), 0o600); err != nil {
+	keyFile := filepath.Join(dir, "keys.txt")
+	if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(sopsBin, "encrypt", "--encrypted-regex", "^(data|stringData)$", plainPath)
-	cmd.Env = append(os.Environ(), "SOPS_AGE_RECIPIENTS="+id.Recipient().String())
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	enc, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("sops encrypt: %v: %s", err, stderr.String())
+	sops := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(sopsBin, args...)
+		cmd.Env = append(os.Environ(), "SOPS_AGE_RECIPIENTS="+id.Recipient().String(), "SOPS_AGE_KEY_FILE="+keyFile)
+		cmd.Dir = dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sops %s: %v: %s", args[0], err, stderr.String())
+		}
+		return out
 	}
-	got, wasEnc, err := newDecryptor(t, id).Decrypt("secret.yaml", enc)
-	if err != nil || !wasEnc {
-		t.Fatalf("Decrypt = %v, %v", wasEnc, err)
+	for name, tt := range map[string]struct {
+		plain string
+		args  []string
+	}{
+		"secret, encrypted_regex": {secretYAML, []string{"--encrypted-regex", "^(data|stringData)$"}},
+		// Comments and values YAML could read as other types: the plugin writes these itself
+		// instead of through sops' emitter (emit.go), so they must come out as sops writes them.
+		"comments and tricky values": {`# head
+kind: ConfigMap # inline
+data:
+  # before a
+  a: "yes"
+  b: "1:20"
+  c: "007"
+  d: plain words
+  e: "x #y"
+  f: |
+    two
+    lines
+  g: ""
+  h: grüße
+"n": 42
+t: true
+z: null
+list:
+  - "on"
+  - "off"
+# tail
+`, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			plainPath := filepath.Join(dir, "secret.yaml")
+			if err := os.WriteFile(plainPath, []byte(tt.plain), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			enc := sops(append(append([]string{"encrypt"}, tt.args...), plainPath)...)
+			encPath := filepath.Join(dir, "secret.enc.yaml")
+			if err := os.WriteFile(encPath, enc, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want := sops("--indent", "2", "decrypt", encPath) // the plugin writes Kubernetes-style 2-space YAML
+			got, wasEnc, err := newDecryptor(t, id).Decrypt("secret.yaml", enc)
+			if err != nil || !wasEnc {
+				t.Fatalf("Decrypt = %v, %v", wasEnc, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("plaintext differs from sops decrypt\n--- sops:\n%s\n--- plugin:\n%s", want, got)
+			}
+			assertSameObjects(t, got, []byte(tt.plain))
+		})
 	}
-	assertSameObjects(t, got, []byte(secretYAML))
 }
