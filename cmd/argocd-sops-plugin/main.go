@@ -14,8 +14,8 @@ import (
 // coders. With Go's default GOGC of 100 that is about 60 collections per run, which the second
 // core mostly spends on (docs/PERFORMANCE.md). A higher GOGC trades memory for fewer
 // collections, but each step up also touches more fresh memory, and the page faults cost the
-// single-core run more than the collections it saves: 400 gave the lowest wall time with one
-// core and with two (GOGC 200 to 1600 measured). The soft memory limit keeps the heap well
+// single-core run more than the collections it saves: 300 and 400 gave the lowest wall times
+// with one core and with two (GOGC 200 to 1600 measured). The soft memory limit keeps the heap well
 // inside the sidecar's 256Mi. GOGC and GOMEMLIMIT in the environment still override both.
 const (
 	gcPercent   = 400
