@@ -55,76 +55,84 @@ func valueNode(v any) (*yaml.Node, error) {
 // of their own; they become head comments of the next key, line comments of the value they
 // follow, and foot comments when nothing follows, as in sops' store.
 func appendBranch(branch sops.TreeBranch, mapping *yaml.Node) error {
-	var head, inline []string
-	first := true
+	var c pendingComments
+	var last *yaml.Node
 	for _, item := range branch {
-		if c, ok := item.Key.(sops.Comment); ok {
-			if c.Inline {
-				inline = append(inline, c.Value)
-			} else {
-				head = append(head, c.Value)
-			}
+		if c.add(item.Key) {
 			continue
 		}
-		if first {
-			head = addHeadComments(mapping, head)
-			first = false
+		if last == nil {
+			c.head = addHeadComments(mapping, c.head)
 		}
 		key, err := scalarNode(item.Key)
 		if err != nil {
 			return err
 		}
-		head = addHeadComments(key, head)
+		c.head = addHeadComments(key, c.head)
 		value, err := valueNode(item.Value)
 		if err != nil {
 			return err
 		}
-		inline = addLineComments(value, inline)
+		c.inline = addLineComments(value, c.inline)
 		mapping.Content = append(mapping.Content, key, value)
+		last = key
 	}
-	if rest := append(head, inline...); len(rest) > 0 {
-		if first {
-			addHeadComments(mapping, rest)
-		} else {
-			addFootComments(mapping.Content[len(mapping.Content)-2], rest)
-		}
-	}
+	c.flush(mapping, last)
 	return nil
 }
 
 // appendItems adds a sequence's items, with comments placed as in appendBranch.
 func appendItems(items []any, seq *yaml.Node) error {
-	var head, inline []string
-	first := true
+	var c pendingComments
+	var last *yaml.Node
 	for _, item := range items {
-		if c, ok := item.(sops.Comment); ok {
-			if c.Inline {
-				inline = append(inline, c.Value)
-			} else {
-				head = append(head, c.Value)
-			}
+		if c.add(item) {
 			continue
 		}
-		if first {
-			head = addHeadComments(seq, head)
-			first = false
+		if last == nil {
+			c.head = addHeadComments(seq, c.head)
 		}
 		n, err := valueNode(item)
 		if err != nil {
 			return err
 		}
-		head = addHeadComments(n, head)
-		inline = addLineComments(n, inline)
+		c.head = addHeadComments(n, c.head)
+		c.inline = addLineComments(n, c.inline)
 		seq.Content = append(seq.Content, n)
+		last = n
 	}
-	if rest := append(head, inline...); len(rest) > 0 {
-		if first {
-			addHeadComments(seq, rest)
-		} else {
-			addFootComments(seq.Content[len(seq.Content)-1], rest)
-		}
-	}
+	c.flush(seq, last)
 	return nil
+}
+
+// pendingComments holds the comment items met since the last value.
+type pendingComments struct{ head, inline []string }
+
+// add records v when it is a comment and reports whether it was one.
+func (c *pendingComments) add(v any) bool {
+	comment, ok := v.(sops.Comment)
+	switch {
+	case !ok:
+	case comment.Inline:
+		c.inline = append(c.inline, comment.Value)
+	default:
+		c.head = append(c.head, comment.Value)
+	}
+	return ok
+}
+
+// flush places the comments after the last value: as foot comments of last (the last key or
+// item), or as head comments of the collection when it holds no value.
+func (c *pendingComments) flush(collection, last *yaml.Node) {
+	rest := append(c.head, c.inline...)
+	if len(rest) == 0 {
+		return
+	}
+	if last == nil {
+		addHeadComments(collection, rest)
+	} else {
+		addFootComments(last, rest)
+	}
 }
 
 func commentText(lines []string) string { return "#" + strings.Join(lines, "\n#") }
