@@ -2,6 +2,7 @@ package sopsdoc
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/getsops/sops/v3"
@@ -157,7 +158,8 @@ func TestEmitYAMLMatchesSops(t *testing.T) {
 // their own, as keys, as values and as sequence items.
 func TestScalarNodeFastPath(t *testing.T) {
 	values := []any{"plain", "Plain words here", "a:b", "v1.2.3", "a#b", "x-y_z.w/v", "yesterday",
-		"Norway", "one two", "True1", "nullable", 0, 1, -1, 1 << 62, true, false, nil}
+		"Norway", "one two", "True1", "nullable", strings.Repeat("long words wrap ", 20), 0, 1, -1, 1 << 62,
+		true, false, nil}
 	for _, v := range values {
 		assertEmitMatches(t, scalarTree(v))
 	}
