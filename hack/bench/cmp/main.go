@@ -38,22 +38,20 @@ func main() {
 	secrets := flag.Int("secrets", 1000, "encrypted Secrets in the app")
 	plain := flag.Int("plain", 1000, "plain manifests in the app")
 	runs := flag.Int("runs", 5, "runs of generate per setting (best is reported)")
-	machineFiles = flag.Int("machine-files", 200, "files in the machine's own 1 -> 2 core baseline")
+	machineFiles := flag.Int("machine-files", 200, "files in the machine's own 1 -> 2 core baseline")
 	flag.Parse()
-	if err := run(*secrets, *plain, *runs); err != nil {
+	if err := run(*secrets, *plain, *runs, *machineFiles); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/cmp:", err)
 		os.Exit(1)
 	}
 }
-
-var machineFiles *int
 
 type sample struct {
 	wall time.Duration
 	rss  int64 // bytes
 }
 
-func run(nSecrets, nPlain, runs int) error {
+func run(nSecrets, nPlain, runs, machineFiles int) error {
 	sops, err := testenv.Asset("sops")
 	if err != nil {
 		return err
@@ -103,12 +101,12 @@ func run(nSecrets, nPlain, runs int) error {
 
 	// The machine's own 1 -> 2 core figure for the same work with nothing shared: single-core
 	// `sops decrypt` processes, one at a time against two at a time, over the first files.
-	sample := files[:min(len(files), *machineFiles)]
-	machineOne, err := cliLoop(sops, sample, env, 1)
+	subset := files[:min(len(files), machineFiles)]
+	machineOne, err := cliLoop(sops, subset, env, 1)
 	if err != nil {
 		return err
 	}
-	machineTwo, err := cliLoop(sops, sample, env, 2)
+	machineTwo, err := cliLoop(sops, subset, env, 2)
 	if err != nil {
 		return err
 	}
@@ -130,7 +128,7 @@ func run(nSecrets, nPlain, runs int) error {
 	fmt.Printf("1 -> 2 cores for the work above the fixed cost: %.2fx\n",
 		float64(one.wall-startOne.wall)/float64(two.wall-startTwo.wall))
 	fmt.Printf("machine baseline, %d single-core `sops decrypt` processes one vs two at a time: %s -> %s, %.2fx\n",
-		len(sample), machineOne.Round(time.Millisecond), machineTwo.Round(time.Millisecond), machine)
+		len(subset), machineOne.Round(time.Millisecond), machineTwo.Round(time.Millisecond), machine)
 
 	var missed []string
 	if vsCLI < targetVsCLI {
