@@ -33,6 +33,7 @@ type Views interface {
 // the API server by milliseconds, so a Pod or Deployment sent right after the NetworkPolicy
 // that selects it (one `kubectl apply -f dir/` with both) could otherwise be refused.
 type FreshViews interface {
+	// FreshView returns nil when it cannot read fresher than View.
 	FreshView(ctx context.Context, namespace string) policy.NamespaceView
 }
 
@@ -115,14 +116,17 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 	if fv, ok := h.views.(FreshViews); ok && req.Operation != admissionv1.Delete && deniedBy(&d, policy.PolicyNetwork) {
-		// Confirm against the API server before refusing: one list call, on denials only.
-		if fresh, err := engine.Evaluate(preq, fv.FreshView(ctx, req.Namespace)); err == nil {
-			result := "confirmed"
-			if !deniedBy(&fresh, policy.PolicyNetwork) {
-				result = "overturned"
+		// Confirm against the API server before refusing: one list call, on denials only. With
+		// nothing fresher than the cache (a nil view) the cache's denial stands.
+		if view := fv.FreshView(ctx, req.Namespace); view != nil {
+			if fresh, err := engine.Evaluate(preq, view); err == nil {
+				result := "confirmed"
+				if !deniedBy(&fresh, policy.PolicyNetwork) {
+					result = "overturned"
+				}
+				h.metrics.Rechecks.WithLabelValues(result).Inc()
+				d = fresh
 			}
-			h.metrics.Rechecks.WithLabelValues(result).Inc()
-			d = fresh
 		}
 	}
 	h.record(&req, obj, &d)

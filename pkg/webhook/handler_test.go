@@ -359,3 +359,24 @@ nerv_webhook_network_rechecks_total{result="overturned"} 2
 		t.Error(err)
 	}
 }
+
+// TestHandlerWithoutFresherViewKeepsTheCacheDenial: CacheViews without an APIReader offers no
+// fresher view, so the cache's denial stands and no re-check is counted.
+func TestHandlerWithoutFresherViewKeepsTheCacheDenial(t *testing.T) {
+	if v := (&CacheViews{}).FreshView(context.Background(), "shop"); v != nil {
+		t.Fatalf("CacheViews without an APIReader offered a fresh view: %T", v)
+	}
+	views := &staticViews{byNS: map[string]*policy.StaticNamespace{}}
+	s := newTestServerWith(t, nil, noFreshViews{views}, views)
+	if resp := s.post(t, review(admissionv1.Create, "apps", "v1", "Deployment", "shop", "web", deploymentGood, false)); resp.Allowed {
+		t.Error("a Deployment without a NetworkPolicy in the cache was admitted")
+	}
+	if n := testutil.CollectAndCount(s.metrics.Rechecks); n != 0 {
+		t.Errorf("%d re-check series recorded without a fresher view", n)
+	}
+}
+
+// noFreshViews offers FreshViews but has nothing fresher than its cache.
+type noFreshViews struct{ *staticViews }
+
+func (noFreshViews) FreshView(context.Context, string) policy.NamespaceView { return nil }

@@ -38,13 +38,13 @@ func (c *CacheViews) View(ctx context.Context, namespace string) policy.Namespac
 }
 
 // FreshView implements FreshViews: the NetworkPolicies come from the API server (one list
-// call), the rest from the cache. Without an APIReader it is View.
+// call), the rest from the cache. Without an APIReader there is nothing fresher than the
+// cache, and it returns nil.
 func (c *CacheViews) FreshView(ctx context.Context, namespace string) policy.NamespaceView {
-	v := &cacheView{ctx: ctx, r: c.Reader, ns: namespace}
-	if c.APIReader != nil {
-		v.policies = c.APIReader
+	if c.APIReader == nil {
+		return nil
 	}
-	return v
+	return &cacheView{ctx: ctx, r: c.Reader, ns: namespace, policies: c.APIReader}
 }
 
 type cacheView struct {
