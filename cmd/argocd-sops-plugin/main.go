@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/nerv-platform/nerv/internal/hugeheap"
 	"github.com/nerv-platform/nerv/pkg/cmp"
 )
 
@@ -22,6 +23,15 @@ const (
 	memoryLimit = 100 << 20
 )
 
+// Transparent huge pages for the heap (internal/hugeheap): the heap at GOGC 400 peaks near
+// 35 MiB, and growing into it with 2 MiB pages instead of 4 KiB ones saves thousands of page
+// faults. Marking the heap costs about 5 ms (mapping 64 MiB and one collection), which pays off
+// from roughly 40 KiB of manifests (about 20 encrypted Secrets) up; smaller apps skip it.
+const (
+	hugeStretch  = 64 << 20
+	hugeHeapFrom = 48 << 10
+)
+
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
@@ -30,5 +40,14 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	streams := cmp.Streams{Out: os.Stdout, ErrOut: os.Stderr}
-	os.Exit(cmp.Execute(cmp.NewCommand(streams, os.Getenv), streams))
+	os.Exit(cmp.Execute(cmp.NewCommand(streams, os.Getenv, cmp.WithSizeHint(adviseHeap)), streams))
+}
+
+// adviseHeap runs after the app dir's walk, before the first file is read: the heap then
+// holds no freed pages yet, which Advise needs. It is best effort; without it (not Linux, THP
+// off or already "always") the plugin works the same, only slower.
+func adviseHeap(appBytes int64) {
+	if appBytes >= hugeHeapFrom {
+		_, _ = hugeheap.Advise(hugeStretch)
+	}
 }

@@ -42,7 +42,16 @@ type Options struct {
 	Parallelism int
 
 	getenv    func(string) string
+	sizeHint  func(int64)
 	generator *Generator
+}
+
+// CommandOption adjusts the command beyond its flags; for the process that embeds it.
+type CommandOption func(*Options)
+
+// WithSizeHint sets the Generator's SizeHint.
+func WithSizeHint(fn func(bytes int64)) CommandOption {
+	return func(o *Options) { o.sizeHint = fn }
 }
 
 // Complete loads keys and the ArgoCD environment once.
@@ -64,7 +73,7 @@ func (o *Options) Complete() error {
 	if err != nil {
 		return fmt.Errorf("loading age keys: %w", err)
 	}
-	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism}
+	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism, SizeHint: o.sizeHint}
 	return nil
 }
 
@@ -84,8 +93,11 @@ func dirArg(args []string) string {
 }
 
 // NewCommand returns the argocd-sops-plugin command tree. getenv is os.Getenv in the binary.
-func NewCommand(streams Streams, getenv func(string) string) *cobra.Command {
+func NewCommand(streams Streams, getenv func(string) string, opts ...CommandOption) *cobra.Command {
 	o := &Options{getenv: getenv}
+	for _, opt := range opts {
+		opt(o)
+	}
 	root := &cobra.Command{
 		Use:   "argocd-sops-plugin",
 		Short: "ArgoCD config management plugin that decrypts SOPS (age) manifests in memory",

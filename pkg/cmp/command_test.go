@@ -157,6 +157,38 @@ func TestGeneratePlainDir(t *testing.T) {
 	}
 }
 
+// TestSizeHint: the embedding process learns the app's size once, before rendering, so
+// it can prepare for a large app (the plugin's main marks its heap for huge pages).
+func TestSizeHint(t *testing.T) {
+	f := newFixture(t)
+	dir := f.plainApp()
+	var want int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return err
+		}
+		fi, err := d.Info()
+		want += fi.Size()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls []int64
+	var out, errOut bytes.Buffer
+	streams := cmp.Streams{Out: &out, ErrOut: &errOut}
+	cmd := cmp.NewCommand(streams, func(k string) string {
+		return map[string]string{"SOPS_AGE_KEY_FILE": f.keyFile}[k]
+	}, cmp.WithSizeHint(func(n int64) { calls = append(calls, n) }))
+	cmd.SetArgs([]string{"generate", dir})
+	if code := cmp.Execute(cmd, streams); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if len(calls) != 1 || calls[0] != want {
+		t.Errorf("size hints %v, want one of %d bytes (the app's files, dot files excluded)", calls, want)
+	}
+}
+
 func TestGenerateIncludeExclude(t *testing.T) {
 	f := newFixture(t)
 	dir := f.plainApp()

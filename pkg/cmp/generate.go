@@ -31,6 +31,10 @@ type Generator struct {
 	Env       Env
 	// Parallelism bounds concurrent reads and decryptions; GOMAXPROCS when <= 0.
 	Parallelism int
+	// SizeHint, when set, is called once per Generate with the total size of the app dir's
+	// files, after the walk and before any file is read. The plugin's main uses it to prepare
+	// the heap for large apps only.
+	SizeHint func(bytes int64)
 }
 
 // kustomizationNames are the file names kustomize recognises as a kustomization root.
@@ -60,6 +64,13 @@ func (g *Generator) generate(ctx context.Context, dir string) ([]byte, error) {
 	files, err := walkApp(root)
 	if err != nil {
 		return nil, err
+	}
+	if g.SizeHint != nil {
+		var total int64
+		for _, f := range files {
+			total += f.size
+		}
+		g.SizeHint(total)
 	}
 	for _, name := range kustomizationNames {
 		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {

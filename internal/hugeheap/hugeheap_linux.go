@@ -1,0 +1,71 @@
+//go:build linux
+
+package hugeheap
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+const (
+	modeFile     = "/sys/kernel/mm/transparent_hugepage/enabled"
+	pageSizeFile = "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
+)
+
+// Advise makes the Go runtime map at least size bytes of heap and marks the whole heap mapping
+// holding them MADV_HUGEPAGE, so the heap grows into that stretch with 2 MiB pages. It
+// touches none of the memory (a fresh large allocation is not zeroed) and returns it to the
+// heap at once (one collection, about 1 ms at start-up); what stays is the mark on the
+// mapping. Call it early, before the program has freed much: freed pages would have to be
+// zeroed, and so touched, to serve the stretch. It does nothing unless THP is in madvise
+// mode. Errors mean nothing was marked and are safe to ignore.
+func Advise(size int) (Result, error) {
+	text, err := os.ReadFile(modeFile)
+	if err != nil {
+		return Result{}, fmt.Errorf("transparent huge pages: %w", err)
+	}
+	mode, err := parseMode(string(text))
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", modeFile, err)
+	}
+	res := Result{Mode: mode}
+	if mode != ModeMadvise || size <= 0 {
+		return res, nil
+	}
+	huge := uintptr(2 << 20)
+	if b, err := os.ReadFile(pageSizeFile); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			huge = uintptr(n)
+		}
+	}
+	stretch := make([]byte, size)
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(stretch)))
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return res, fmt.Errorf("reading the process' mappings: %w", err)
+	}
+	lo, hi, err := mappingOf(string(maps), addr)
+	if err != nil {
+		return res, fmt.Errorf("/proc/self/maps: %w", err)
+	}
+	start, end := (lo+huge-1)&^(huge-1), hi&^(huge-1)
+	if start >= end {
+		return res, fmt.Errorf("heap mapping %#x-%#x holds no whole huge page", lo, hi)
+	}
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_HUGEPAGE); errno != 0 {
+		return res, fmt.Errorf("madvise(MADV_HUGEPAGE) on %#x-%#x: %w", start, end, errno)
+	}
+	runtime.KeepAlive(stretch)
+	// Free the stretch now. Left to the collection its allocation starts, it would still be
+	// held while the program's first allocations go on, and those would map more heap past
+	// it, with small pages.
+	stretch = nil
+	runtime.GC()
+	res.Start, res.End = start, end
+	return res, nil
+}
