@@ -237,7 +237,10 @@ func buildPlugin() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "argocd-sops-plugin")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/argocd-sops-plugin")
+	// Built as the Makefile, the release and the image build it: static, stripped. (A cgo
+	// build starts about 8 ms faster here, but it is not what ships.)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/argocd-sops-plugin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the plugin (run from the repository root): %w", err)
