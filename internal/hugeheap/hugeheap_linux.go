@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,29 +44,38 @@ func Advise(size int) (Result, error) {
 			huge = uintptr(n)
 		}
 	}
-	stretch := make([]byte, size)
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(stretch)))
-	maps, err := os.ReadFile("/proc/self/maps")
+	start, end, err := markStretch(size, huge)
 	if err != nil {
-		return res, fmt.Errorf("reading the process' mappings: %w", err)
+		return res, err
 	}
-	lo, hi, err := mappingOf(string(maps), addr)
-	if err != nil {
-		return res, fmt.Errorf("/proc/self/maps: %w", err)
-	}
-	start, end := (lo+huge-1)&^(huge-1), hi&^(huge-1)
-	if start >= end {
-		return res, fmt.Errorf("heap mapping %#x-%#x holds no whole huge page", lo, hi)
-	}
-	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_HUGEPAGE); errno != 0 {
-		return res, fmt.Errorf("madvise(MADV_HUGEPAGE) on %#x-%#x: %w", start, end, errno)
-	}
-	runtime.KeepAlive(stretch)
-	// Free the stretch now. Left to the collection its allocation starts, it would still be
-	// held while the program's first allocations go on, and those would map more heap past
-	// it, with small pages.
-	stretch = nil
+	// Free the stretch now. Left to a later collection, it would still be held while the
+	// program's first allocations go on, and those would map more heap past it, with small
+	// pages.
 	runtime.GC()
 	res.Start, res.End = start, end
 	return res, nil
+}
+
+// markStretch allocates size bytes, marks the whole heap mapping holding them and drops them.
+func markStretch(size int, huge uintptr) (start, end uintptr, err error) {
+	// The stretch alone would start a collection that frees nothing; Advise's own frees it.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	stretch := make([]byte, size)
+	defer runtime.KeepAlive(stretch)
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the process' mappings: %w", err)
+	}
+	lo, hi, err := mappingOf(string(maps), uintptr(unsafe.Pointer(unsafe.SliceData(stretch))))
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/self/maps: %w", err)
+	}
+	start, end = (lo+huge-1)&^(huge-1), hi&^(huge-1)
+	if start >= end {
+		return 0, 0, fmt.Errorf("heap mapping %#x-%#x holds no whole huge page", lo, hi)
+	}
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, syscall.MADV_HUGEPAGE); errno != 0 {
+		return 0, 0, fmt.Errorf("madvise(MADV_HUGEPAGE) on %#x-%#x: %w", start, end, errno)
+	}
+	return start, end, nil
 }

@@ -42,16 +42,16 @@ type Options struct {
 	Parallelism int
 
 	getenv    func(string) string
-	sizeHint  func(int64)
+	prepare   func(files int)
 	generator *Generator
 }
 
 // CommandOption adjusts the command beyond its flags; for the process that embeds it.
 type CommandOption func(*Options)
 
-// WithSizeHint sets the Generator's SizeHint.
-func WithSizeHint(fn func(bytes int64)) CommandOption {
-	return func(o *Options) { o.sizeHint = fn }
+// WithPrepare sets the Generator's Prepare.
+func WithPrepare(fn func(files int)) CommandOption {
+	return func(o *Options) { o.prepare = fn }
 }
 
 // Complete loads keys and the ArgoCD environment once.
@@ -73,7 +73,7 @@ func (o *Options) Complete() error {
 	if err != nil {
 		return fmt.Errorf("loading age keys: %w", err)
 	}
-	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism, SizeHint: o.sizeHint}
+	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism, Prepare: o.prepare}
 	return nil
 }
 

@@ -31,10 +31,10 @@ type Generator struct {
 	Env       Env
 	// Parallelism bounds concurrent reads and decryptions; GOMAXPROCS when <= 0.
 	Parallelism int
-	// SizeHint, when set, is called once per Generate with the total size of the app dir's
-	// files, after the walk and before any file is read. The plugin's main uses it to prepare
-	// the heap for large apps only.
-	SizeHint func(bytes int64)
+	// Prepare, when set, is called once per Generate with the number of files in the app dir,
+	// after the walk and before any file is read. The plugin's main uses it to prepare the
+	// heap for large apps only.
+	Prepare func(files int)
 }
 
 // kustomizationNames are the file names kustomize recognises as a kustomization root.
@@ -65,12 +65,8 @@ func (g *Generator) generate(ctx context.Context, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if g.SizeHint != nil {
-		var total int64
-		for _, f := range files {
-			total += f.size
-		}
-		g.SizeHint(total)
+	if g.Prepare != nil {
+		g.Prepare(len(files))
 	}
 	for _, name := range kustomizationNames {
 		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
@@ -256,11 +252,7 @@ func walkAppSkipping(root string) ([]appFile, error) {
 		}
 		if d.Type().IsRegular() {
 			rel, _ := filepath.Rel(root, p)
-			fi, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			files = append(files, appFile{rel: filepath.ToSlash(rel), path: p, size: fi.Size()})
+			files = append(files, appFile{rel: filepath.ToSlash(rel), path: p})
 		}
 		return nil
 	})

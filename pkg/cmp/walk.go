@@ -18,11 +18,12 @@ import (
 // ErrOutsideAppDir marks a path that leaves the app directory (symlink, absolute path, "..").
 var ErrOutsideAppDir = errors.New("outside the app directory")
 
-// appFile is one regular file of the app dir.
+// appFile is one regular file of the app dir. Its size is learnt when it is opened, on the
+// worker that reads it: a stat per file in the walk was most of the walk's time (6 µs a file
+// here), and serial.
 type appFile struct {
 	rel  string // slash-separated, relative to the app dir
 	path string // absolute path to read (a symlink's target for in-bound symlinks)
-	size int64
 }
 
 // resolveRoot returns the app dir as an absolute path with symlinks resolved, so that every
@@ -90,14 +91,10 @@ func walkApp(root string) ([]appFile, error) {
 				return err
 			}
 			if fi.Mode().IsRegular() {
-				files = append(files, appFile{rel: rel, path: target, size: fi.Size()})
+				files = append(files, appFile{rel: rel, path: target})
 			}
 		case d.Type().IsRegular():
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			files = append(files, appFile{rel: rel, path: p, size: fi.Size()})
+			files = append(files, appFile{rel: rel, path: p})
 		}
 		return nil
 	})
@@ -108,25 +105,29 @@ func walkApp(root string) ([]appFile, error) {
 	return files, nil
 }
 
-// readLimited reads a file, refusing it when it is over limit bytes (checked before reading,
-// and again while reading in case it grows).
+// readLimited reads a file, refusing it when it is over limit bytes (checked on the open
+// file before reading, and again while reading in case it grows).
 func readLimited(f appFile, limit int64) ([]byte, error) {
 	tooLarge := func(n int64) error {
 		return &sopsdoc.FileError{File: f.rel, Err: sopsdoc.ErrTooLarge,
 			Reason: fmt.Sprintf("%d bytes, limit %d (raise it with the max-file-size parameter or ARGOCD_ENV_SOPS_MAX_FILE_SIZE)", n, limit)}
-	}
-	if f.size > limit {
-		return nil, tooLarge(f.size)
 	}
 	fh, err := openFile(f.path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.rel, err)
 	}
 	defer fh.Close()
-	// The walk gave the size: a buffer with room for it and one more read lets two reads return
-	// the file and EOF, instead of io.ReadAll growing from 512 bytes.
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.rel, err)
+	}
+	if fi.Size() > limit {
+		return nil, tooLarge(fi.Size())
+	}
+	// A buffer with room for the file and one more read lets two reads return the file and
+	// EOF, instead of io.ReadAll growing from 512 bytes.
 	var buf bytes.Buffer
-	buf.Grow(int(f.size) + bytes.MinRead)
+	buf.Grow(int(fi.Size()) + bytes.MinRead)
 	if _, err := buf.ReadFrom(io.LimitReader(fh, limit+1)); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.rel, err)
 	}
