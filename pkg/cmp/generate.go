@@ -115,7 +115,14 @@ func (g *Generator) plain(ctx context.Context, root string, files []appFile) ([]
 	if err != nil {
 		return nil, err
 	}
+	// Sized up front: the stream is as large as the app, and growing it by doubling would copy
+	// it about twice, serially, after the parallel part.
+	size := 0
+	for _, d := range docs {
+		size += len(d) + len("---\n\n")
+	}
 	var out bytes.Buffer
+	out.Grow(size)
 	for _, d := range docs {
 		d = bytes.TrimPrefix(d, []byte("---\n"))
 		if len(bytes.TrimSpace(d)) == 0 {
