@@ -16,6 +16,8 @@ import (
 const (
 	modeFile     = "/sys/kernel/mm/transparent_hugepage/enabled"
 	pageSizeFile = "/sys/kernel/mm/transparent_hugepage/hpage_pmd_size"
+	// minHeadroom is what must stay under the memory limit beside the stretch.
+	minHeadroom = 16 << 20
 )
 
 // Advise makes the Go runtime map at least size bytes of heap and marks the whole heap mapping
@@ -24,7 +26,8 @@ const (
 // heap at once (one collection, about 1 ms at start-up); what stays is the mark on the
 // mapping. Call it early, before the program has freed much: freed pages would have to be
 // zeroed, and so touched, to serve the stretch. It does nothing unless THP is in madvise
-// mode. Errors mean nothing was marked and are safe to ignore.
+// mode, and refuses when the soft memory limit leaves no room for the stretch. Errors mean
+// nothing was marked and are safe to ignore.
 func Advise(size int) (Result, error) {
 	text, err := os.ReadFile(modeFile)
 	if err != nil {
@@ -37,6 +40,12 @@ func Advise(size int) (Result, error) {
 	res := Result{Mode: mode}
 	if mode != ModeMadvise || size <= 0 {
 		return res, nil
+	}
+	// The stretch is held while it is marked. Near the soft memory limit the runtime would
+	// collect in vain meanwhile, so a limit without room for it (and the heap) means no.
+	if limit := debug.SetMemoryLimit(-1); limit-int64(size) < minHeadroom {
+		return res, fmt.Errorf("a %d MiB stretch leaves less than %d MiB under the memory limit of %d MiB",
+			size>>20, minHeadroom>>20, limit>>20)
 	}
 	huge := uintptr(2 << 20)
 	if b, err := os.ReadFile(pageSizeFile); err == nil {

@@ -5,6 +5,7 @@ package hugeheap
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,6 +101,23 @@ func TestAdviseMarksTheHeap(t *testing.T) {
 	}
 	// Logged, not asserted: whether the kernel finds free 2 MiB pages depends on the host.
 	t.Logf("allocating and touching 16 MiB of marked heap: %d page faults (4,096 with 4 KiB pages)", minorFaults()-before)
+}
+
+// TestAdviseRespectsTheMemoryLimit: under a soft memory limit with no room for the stretch,
+// Advise allocates nothing and says why.
+func TestAdviseRespectsTheMemoryLimit(t *testing.T) {
+	if first.skip != "" {
+		t.Skip(first.skip)
+	}
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(48 << 20))
+	before := minorFaults()
+	res, err := Advise(stretch)
+	if err == nil || !strings.Contains(err.Error(), "memory limit") || res.Bytes() != 0 {
+		t.Fatalf("Advise under a 48 MiB limit = %+v, %v; want nothing marked and an error naming the limit", res, err)
+	}
+	if n := minorFaults() - before; n > 100 && !raceEnabled {
+		t.Errorf("a refused Advise caused %d page faults", n)
+	}
 }
 
 func contains(list []string, s string) bool {
