@@ -46,7 +46,7 @@ func main() {
 }
 
 // adviseHeap runs after the app dir's walk, before the first file is read: the heap then
-// holds no freed pages yet, which Advise needs. It is best effort; without it (not Linux, THP
+// holds few freed pages, none in a run long enough for the stretch, which Advise needs. It is best effort; without it (not Linux, THP
 // off or already "always") the plugin works the same, only slower.
 func adviseHeap(files int) {
 	if files >= hugeHeapFrom {

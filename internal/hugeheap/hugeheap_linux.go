@@ -23,7 +23,7 @@ const (
 // Advise makes the Go runtime map at least size bytes of heap and marks the whole heap mapping
 // holding them MADV_HUGEPAGE, so the heap grows into that stretch with 2 MiB pages. It
 // touches none of the memory (a fresh large allocation is not zeroed) and returns it to the
-// heap at once (one collection, about 1 ms at start-up); what stays is the mark on the
+// heap at once (one collection: 3–9 ms in the plugin); what stays is the mark on the
 // mapping. Call it early, before the program has freed much: freed pages would have to be
 // zeroed, and so touched, to serve the stretch. It does nothing unless THP is in madvise
 // mode, and refuses when the soft memory limit leaves no room for the stretch. Errors mean
