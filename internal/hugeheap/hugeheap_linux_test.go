@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,7 +88,7 @@ func TestAdviseMarksTheHeap(t *testing.T) {
 	if first.faults > 1000 && !raceEnabled {
 		t.Errorf("Advise caused %d page faults: it touched the memory it only meant to map", first.faults)
 	}
-	if flags := vmFlags(t, res.Start); !contains(flags, "hg") {
+	if flags := vmFlags(t, res.Start); !slices.Contains(flags, "hg") {
 		t.Errorf("the heap mapping %#x-%#x has VmFlags %v, without hg", res.Start, res.End, flags)
 	}
 	runtime.GC() // frees the stretch, as the plugin's first collection does
@@ -118,13 +119,4 @@ func TestAdviseRespectsTheMemoryLimit(t *testing.T) {
 	if n := minorFaults() - before; n > 100 && !raceEnabled {
 		t.Errorf("a refused Advise caused %d page faults", n)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
