@@ -5,8 +5,9 @@ package main
 import (
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 
-	"github.com/nerv-platform/nerv/internal/hugeheap"
+	"github.com/nerv-platform/nerv/internal/hugeheap/atinit"
 	"github.com/nerv-platform/nerv/pkg/cmp"
 )
 
@@ -16,7 +17,7 @@ import (
 // core mostly spends on (docs/PERFORMANCE.md). A higher GOGC trades memory for fewer
 // collections, but each step up also touches more fresh memory, and the page faults cost the
 // single-core run more than the collections it saves: 300 and 400 gave the lowest wall times
-// with one core and with two (GOGC 200 to 1600 measured). Huge pages (below) made fresh heap
+// with one core and with two (GOGC 200 to 1600 measured). Huge pages (atinit) made fresh heap
 // cheaper, and 800 is now about 4 % faster; 400 stays for the smaller heap. The soft memory
 // limit keeps the heap well inside the sidecar's 256Mi. GOGC and GOMEMLIMIT in the
 // environment still override both.
@@ -25,16 +26,8 @@ const (
 	memoryLimit = 100 << 20
 )
 
-// Transparent huge pages for the heap (internal/hugeheap): the heap at GOGC 400 peaks near
-// 35 MiB, and growing into it with 2 MiB pages instead of 4 KiB ones saves thousands of page
-// faults. Marking the heap costs about 5 ms (mapping 64 MiB and one collection); measured, it
-// breaks even at about 30 files (half of them encrypted) and smaller apps skip it.
-const (
-	hugeStretch  = 64 << 20
-	hugeHeapFrom = 32 // files in the app dir
-)
-
 func main() {
+	settleHeap()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
@@ -42,14 +35,13 @@ func main() {
 		debug.SetMemoryLimit(memoryLimit)
 	}
 	streams := cmp.Streams{Out: os.Stdout, ErrOut: os.Stderr}
-	os.Exit(cmp.Execute(cmp.NewCommand(streams, os.Getenv, cmp.WithPrepare(adviseHeap)), streams))
+	os.Exit(cmp.Execute(cmp.NewCommand(streams, os.Getenv), streams))
 }
 
-// adviseHeap runs after the app dir's walk, before the first file is read: the heap then
-// holds few freed pages, none in a run long enough for the stretch, which Advise needs. It is best effort; without it (not Linux, THP
-// off or already "always") the plugin works the same, only slower.
-func adviseHeap(files int) {
-	if files >= hugeHeapFrom {
-		_, _ = hugeheap.Advise(hugeStretch)
-	}
+// settleHeap gives atinit's stretch back if the first collection missed it, before the heap
+// grows; reading the metric takes about 50 µs.
+func settleHeap() {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	atinit.Settle(s[0].Value.Uint64())
 }

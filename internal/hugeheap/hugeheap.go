@@ -9,7 +9,10 @@
 //
 // The runtime maps heap address space in pieces as the heap grows, each with its own mmap,
 // so the mark has to come after the mapping. Advise makes the runtime map a stretch up
-// front (a large allocation it never touches) and marks the mapping that holds it.
+// front (a large allocation it never touches) and marks the mapping that holds it. The mark
+// only changes 2 MiB blocks that hold no page yet, so Advise also collapses the few blocks
+// the heap has already started on. Package atinit does all this during package
+// initialisation, before a large program's packages allocate.
 package hugeheap
 
 import (
@@ -38,6 +41,9 @@ type Result struct {
 	// Start and End delimit the heap mapping marked MADV_HUGEPAGE; both zero when nothing was
 	// marked (THP in "always" mode needs no mark, in "never" mode the mark would be ignored).
 	Start, End uintptr
+	// Collapsed counts the 2 MiB blocks below the stretch, already in use, that were turned
+	// into huge pages.
+	Collapsed int
 }
 
 // Bytes is the size of the marked range.

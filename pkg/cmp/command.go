@@ -42,16 +42,7 @@ type Options struct {
 	Parallelism int
 
 	getenv    func(string) string
-	prepare   func(files int)
 	generator *Generator
-}
-
-// CommandOption adjusts the command beyond its flags; for the process that embeds it.
-type CommandOption func(*Options)
-
-// WithPrepare sets the Generator's Prepare.
-func WithPrepare(fn func(files int)) CommandOption {
-	return func(o *Options) { o.prepare = fn }
 }
 
 // Complete loads keys and the ArgoCD environment once.
@@ -73,7 +64,7 @@ func (o *Options) Complete() error {
 	if err != nil {
 		return fmt.Errorf("loading age keys: %w", err)
 	}
-	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism, Prepare: o.prepare}
+	o.generator = &Generator{Decryptor: dec, Env: env, Parallelism: o.Parallelism}
 	return nil
 }
 
@@ -93,11 +84,8 @@ func dirArg(args []string) string {
 }
 
 // NewCommand returns the argocd-sops-plugin command tree. getenv is os.Getenv in the binary.
-func NewCommand(streams Streams, getenv func(string) string, opts ...CommandOption) *cobra.Command {
+func NewCommand(streams Streams, getenv func(string) string) *cobra.Command {
 	o := &Options{getenv: getenv}
-	for _, opt := range opts {
-		opt(o)
-	}
 	root := &cobra.Command{
 		Use:   "argocd-sops-plugin",
 		Short: "ArgoCD config management plugin that decrypts SOPS (age) manifests in memory",

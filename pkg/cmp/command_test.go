@@ -157,36 +157,6 @@ func TestGeneratePlainDir(t *testing.T) {
 	}
 }
 
-// TestPrepare: the embedding process learns the app's size once, before rendering, so it
-// can prepare for a large app (the plugin's main marks its heap for huge pages).
-func TestPrepare(t *testing.T) {
-	f := newFixture(t)
-	dir := f.plainApp()
-	want := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".") {
-			want++
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls []int
-	var out, errOut bytes.Buffer
-	streams := cmp.Streams{Out: &out, ErrOut: &errOut}
-	cmd := cmp.NewCommand(streams, func(k string) string {
-		return map[string]string{"SOPS_AGE_KEY_FILE": f.keyFile}[k]
-	}, cmp.WithPrepare(func(n int) { calls = append(calls, n) }))
-	cmd.SetArgs([]string{"generate", dir})
-	if code := cmp.Execute(cmd, streams); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
-	if len(calls) != 1 || calls[0] != want {
-		t.Errorf("Prepare calls %v, want one with %d files (the app's, dot files excluded)", calls, want)
-	}
-}
-
 func TestGenerateIncludeExclude(t *testing.T) {
 	f := newFixture(t)
 	dir := f.plainApp()

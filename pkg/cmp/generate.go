@@ -31,10 +31,6 @@ type Generator struct {
 	Env       Env
 	// Parallelism bounds concurrent reads and decryptions; GOMAXPROCS when <= 0.
 	Parallelism int
-	// Prepare, when set, is called once per Generate with the number of files in the app dir,
-	// after the walk and before any file is read. The plugin's main uses it to prepare the
-	// heap for large apps only.
-	Prepare func(files int)
 }
 
 // kustomizationNames are the file names kustomize recognises as a kustomization root.
@@ -64,9 +60,6 @@ func (g *Generator) generate(ctx context.Context, dir string) ([]byte, error) {
 	files, err := walkApp(root)
 	if err != nil {
 		return nil, err
-	}
-	if g.Prepare != nil {
-		g.Prepare(len(files))
 	}
 	for _, name := range kustomizationNames {
 		if _, err := os.Lstat(filepath.Join(root, name)); err == nil {
