@@ -19,7 +19,7 @@ import (
 // were fastest; with the heap on huge pages (atinit) fresh memory is cheap, and what is left
 // is the collections' cost on two cores (stopping both Ps, two allocators sharing spans):
 // 800 is about 7 % faster than 400 with two cores and the same with one (21 alternating
-// runs), for about 27 MiB more peak RSS (about 100 MiB on the 2,000-file benchmark app).
+// runs), for 25-40 MiB more peak RSS (100-120 MiB on the 2,000-file benchmark app).
 // 1200 was no faster. The soft memory limit keeps the heap well inside the sidecar's 256Mi
 // whatever the app. GOGC and GOMEMLIMIT in the environment still override both.
 const (
