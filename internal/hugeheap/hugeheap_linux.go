@@ -77,7 +77,13 @@ func Advise(size int) (Result, error) {
 	res.Start, res.End = start, end
 	// Block by block: an empty block fails (EINVAL) without stopping the others, and a failure
 	// (older kernel, no free huge page) only leaves that block to 4 KiB faults.
-	for b := max(start, (at&^(huge-1))-maxCollapse+huge); b <= at && b+huge <= end; b += huge {
+	// The blocks from the one holding the stretch's start down, at most maxCollapse of them.
+	last := at &^ (huge - 1)
+	from := start
+	if last >= start+maxCollapse {
+		from = last - maxCollapse + huge
+	}
+	for b := from; b <= last && b+huge <= end; b += huge {
 		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, b, huge, madvCollapse); errno == 0 {
 			res.Collapsed++
 		}
