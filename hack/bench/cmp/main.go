@@ -184,7 +184,10 @@ func generate(bin, app string, env []string, runs, want int, one, two *sample) e
 			if r == 0 {
 				continue
 			}
-			b := map[int]*sample{1: one, 2: two}[procs]
+			b := two
+			if procs == 1 {
+				b = one
+			}
 			if b.wall == 0 || s.wall < b.wall {
 				b.wall = s.wall
 			}

@@ -25,16 +25,16 @@ import (
 const Stretch = 64 << 20
 
 var (
-	result hugeheap.Result
-	err    error
+	result    hugeheap.Result
+	adviseErr error
 )
 
 func init() {
-	result, err = hugeheap.Advise(Stretch)
+	result, adviseErr = hugeheap.Advise(Stretch)
 }
 
 // Result reports what the marking at initialisation did; for diagnostics and tests.
-func Result() (hugeheap.Result, error) { return result, err }
+func Result() (hugeheap.Result, error) { return result, adviseErr }
 
 // Settle gives the stretch back if it is still in the heap, and says whether it had to.
 // heapObjects is runtime/metrics' /memory/classes/heap/objects:bytes, which this package
